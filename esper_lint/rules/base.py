@@ -1,0 +1,68 @@
+"""What every rule module declares: its code, its documentation and its examples.
+
+One source feeds ``esper-lint rule CODE``, ``docs/rules/CODE.md`` and the rule's own tests
+(every ``bad`` example must trigger the rule, no ``good`` example may trigger any rule).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import ClassVar
+
+from esper_lint import rule_url
+
+
+class Rule:
+    """Documentation and examples of one diagnostic code.
+
+    Subclasses set the class attributes; the analysis-facing ``check`` interface is declared
+    by the subclasses that produce findings from the analysis.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    what_it_does: ClassVar[str]
+    why_bad: ClassVar[str]
+    example: ClassVar[str]
+    use_instead: ClassVar[str]
+    known_limits: ClassVar[str] = ""
+    # Extra examples beyond ``example``/``use_instead``; all are tested.
+    bad: ClassVar[tuple[str, ...]] = ()
+    good: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def bad_examples(cls) -> tuple[str, ...]:
+        return (_dedent(cls.example), *(_dedent(e) for e in cls.bad))
+
+    @classmethod
+    def good_examples(cls) -> tuple[str, ...]:
+        return (_dedent(cls.use_instead), *(_dedent(e) for e in cls.good))
+
+    @classmethod
+    def url(cls) -> str:
+        return rule_url(cls.code)
+
+    @classmethod
+    def markdown(cls) -> str:
+        """The rule's documentation page, as printed by ``esper-lint rule`` and in docs/rules."""
+        sections = [
+            f"# {cls.code}: {cls.name}\n",
+            f"{cls.summary}\n",
+            "## What it does\n",
+            f"{_dedent(cls.what_it_does)}\n",
+            "## Why is this bad?\n",
+            f"{_dedent(cls.why_bad)}\n",
+            "## Example\n",
+            f"```python\n{_dedent(cls.example)}```\n",
+            "## Use instead\n",
+            f"```python\n{_dedent(cls.use_instead)}```\n",
+        ]
+        if cls.known_limits:
+            sections += ["## Known limits\n", f"{_dedent(cls.known_limits)}\n"]
+        return "\n".join(sections)
+
+
+def _dedent(text: str) -> str:
+    body = textwrap.dedent(text).strip("\n")
+    return body + "\n"
