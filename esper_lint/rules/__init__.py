@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from esper_lint.rules.base import Rule
+from esper_lint.rules.esp001_rank_conditional_lifecycle import RankConditionalLifecycleCall
+from esper_lint.rules.esp002_data_dependent_loop_lifecycle import DataDependentLoopLifecycleCall
+from esper_lint.rules.esp003_rank_early_exit_lifecycle import RankEarlyExitLifecycleCall
+from esper_lint.rules.esp004_rank_dependent_collective import RankDependentCollective
+from esper_lint.rules.esp900_parse_error import ParseError
+from esper_lint.rules.esp901_analysis_error import AnalysisError
+from esper_lint.rules.esp902_read_error import ReadError
 
-ALL_RULES: tuple[type[Rule], ...] = ()
+ALL_RULES: tuple[type[Rule], ...] = tuple(
+    sorted(
+        (
+            RankConditionalLifecycleCall,
+            DataDependentLoopLifecycleCall,
+            RankEarlyExitLifecycleCall,
+            RankDependentCollective,
+            ParseError,
+            AnalysisError,
+            ReadError,
+        ),
+        key=lambda rule: rule.code,
+    )
+)
 
 
 def rule_by_code(code: str) -> type[Rule] | None:

@@ -7,9 +7,25 @@ One source feeds ``esper-lint rule CODE``, ``docs/rules/CODE.md`` and the rule's
 from __future__ import annotations
 
 import textwrap
-from typing import ClassVar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from esper_lint import rule_url
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from esper_lint.analysis.facts import FileFacts
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's verdict on one call; the checker turns it into a positioned Diagnostic."""
+
+    node: cst.CSTNode
+    code: str
+    message: str
 
 
 class Rule:
@@ -30,6 +46,11 @@ class Rule:
     # Extra examples beyond ``example``/``use_instead``; all are tested.
     bad: ClassVar[tuple[str, ...]] = ()
     good: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check(cls, facts: FileFacts) -> Iterator[Finding]:
+        """Ask the analysis about the file and yield this rule's findings (none by default)."""
+        return iter(())
 
     @classmethod
     def bad_examples(cls) -> tuple[str, ...]:

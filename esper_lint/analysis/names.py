@@ -1,0 +1,59 @@
+"""The names that make a call symmetric, without importing libcst.
+
+The engine's text prefilter needs these on every run, including runs that parse nothing, so they
+live apart from the libcst-based resolution in ``symbols``.
+"""
+
+from __future__ import annotations
+
+from esper_lint.config import Config
+
+LIFECYCLE_NAMES = frozenset({"step_epoch", "advance_stage"})
+
+TORCH_DISTRIBUTED = "torch.distributed"
+DIST_COLLECTIVES = frozenset(
+    {
+        "barrier",
+        "monitored_barrier",
+        "all_reduce",
+        "reduce",
+        "broadcast",
+        "all_gather",
+        "all_gather_into_tensor",
+        "gather",
+        "scatter",
+        "reduce_scatter",
+        "reduce_scatter_tensor",
+        "all_to_all",
+        "all_to_all_single",
+        "broadcast_object_list",
+        "all_gather_object",
+        "gather_object",
+        "scatter_object_list",
+        "new_group",
+    }
+)
+ACCELERATE_UTILS = "accelerate.utils"
+ACCELERATE_UTILS_COLLECTIVES = frozenset({"broadcast", "gather_object", "broadcast_object_list"})
+# Methods distinctive enough to be collectives whatever the receiver is called.
+ANY_RECEIVER_COLLECTIVES = frozenset({"wait_for_everyone", "gather_for_metrics"})
+ACCELERATOR_COLLECTIVES = frozenset({"gather", "reduce", "wait_for_everyone", "gather_for_metrics"})
+STRATEGY_COLLECTIVES = frozenset(
+    {"barrier", "broadcast", "reduce", "all_gather", "reduce_boolean_decision"}
+)
+FABRIC_COLLECTIVES = frozenset({"barrier", "broadcast", "all_gather", "all_reduce"})
+SELF_COLLECTIVES = frozenset({"all_gather"})  # LightningModule.all_gather
+
+
+def symmetric_call_names(config: Config) -> frozenset[str]:
+    """Every bare name whose presence as a word makes a file worth parsing."""
+    return (
+        LIFECYCLE_NAMES
+        | frozenset(config.extend_symmetric_calls)
+        | DIST_COLLECTIVES
+        | ACCELERATE_UTILS_COLLECTIVES
+        | ACCELERATOR_COLLECTIVES
+        | STRATEGY_COLLECTIVES
+        | FABRIC_COLLECTIVES
+        | SELF_COLLECTIVES
+    )

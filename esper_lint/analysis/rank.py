@@ -1,0 +1,275 @@
+"""Which values depend on the rank, on data or on time: the sources, and how conditions read.
+
+Values carry a small bit set ("taint"): RANK (differs across ranks), DATA (loss, metrics, tensors,
+time, randomness: may differ across ranks) and ITER (a DataLoader-like iterable, whose length may
+differ across ranks). The traversal in ``facts`` propagates the bits through expressions and
+assignments; this module only says where they start and how a condition is shaped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import libcst as cst
+
+from esper_lint.analysis.symbols import dotted_name, final_name
+from esper_lint.config import Config
+
+NONE = 0
+RANK = 1
+DATA = 2
+ITER = 4
+
+RANK_NAMES = frozenset(
+    {
+        # conventional names and attributes
+        "rank",
+        "local_rank",
+        "global_rank",
+        "ddp_rank",
+        "is_master",
+        "master_process",
+        "is_main",
+        "is_main_process",
+        # accelerate
+        "is_local_main_process",
+        "is_last_process",
+        "process_index",
+        "local_process_index",
+        # Lightning
+        "is_global_zero",
+        "node_rank",
+        # HF Trainer
+        "is_world_process_zero",
+        "is_local_process_zero",
+    }
+)
+RANK_CALLS = frozenset({"get_rank", "get_node_local_rank", "get_group_rank", "get_global_rank"})
+# Called, a numeric name (`placement.rank()`) is somebody's rank; a flag is still this rank's.
+RANK_FLAG_CALLS = frozenset(
+    {
+        "is_master",
+        "master_process",
+        "is_main",
+        "is_main_process",
+        "is_local_main_process",
+        "is_last_process",
+        "is_global_zero",
+        "is_world_process_zero",
+        "is_local_process_zero",
+    }
+)
+RANK_ENV_VARS = frozenset(
+    {"RANK", "LOCAL_RANK", "SLURM_PROCID", "SLURM_LOCALID", "NODE_RANK", "GROUP_RANK"}
+)
+DATA_NAME_SUBSTRINGS = ("loader", "batches", "dataset", "data_iter")
+# Wrappers that keep the trip count of the iterable they wrap.
+ITER_WRAPPERS = frozenset({"enumerate", "zip", "tqdm", "iter", "islice", "reversed", "chain"})
+TIME_CALLS = frozenset(
+    {"time", "perf_counter", "monotonic", "time_ns", "perf_counter_ns", "monotonic_ns"}
+)
+RANDOM_MODULES = ("random", "np.random", "numpy.random")
+# Words that name a measured value (loss, metrics) rather than configuration.
+DATA_WORDS = frozenset(
+    {"loss", "losses", "acc", "accuracy", "metric", "metrics", "score", "ppl", "perplexity"}
+)
+SYMMETRIC_TORCH_PREFIXES = (
+    "torch.cuda.",
+    "torch.distributed.",
+    "torch.backends.",
+    "torch.version.",
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The rank and data sources of one configuration."""
+
+    rank_names: frozenset[str]
+    rank_calls: frozenset[str]
+    data_substrings: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: Config) -> Sources:
+        extended = frozenset(config.extend_rank_sources)
+        return cls(
+            RANK_NAMES | RANK_CALLS | extended,
+            RANK_CALLS | RANK_FLAG_CALLS | extended,
+            DATA_NAME_SUBSTRINGS + tuple(s.lower() for s in config.extend_data_sources),
+        )
+
+    def name_bits(self, name: str) -> int:
+        """Bits of an unbound name or of an attribute's final name."""
+        return (RANK if name in self.rank_names else NONE) | self._data_bits(name)
+
+    def called_name_bits(self, name: str) -> int:
+        """Bits of the name of what a call calls (``dist.get_rank``, ``trainer.is_global_zero``)."""
+        return (RANK if name in self.rank_calls else NONE) | self._data_bits(name)
+
+    def _data_bits(self, name: str) -> int:
+        bits = NONE
+        lowered = name.lower()
+        if any(s in lowered for s in self.data_substrings):
+            bits |= ITER
+        if _is_data_word(lowered):
+            bits |= DATA
+        return bits
+
+    def call_bits(self, func: cst.BaseExpression, qualified: str | None) -> int:
+        """Bits a call produces by what it calls (its arguments are added by the caller)."""
+        name = final_name(func)
+        if qualified is not None:
+            # `from torch.distributed import get_rank as current_rank`
+            name = qualified.rpartition(".")[2]
+        bits = NONE
+        if name is not None:
+            if name in self.rank_calls:
+                bits |= RANK
+            if "loader" in name.lower():
+                bits |= ITER
+        if name in ("item", "tolist") or (qualified is not None and _is_data_call(qualified, name)):
+            bits |= DATA
+        return bits
+
+
+def _is_data_word(lowered: str) -> bool:
+    return any(part in DATA_WORDS for part in lowered.split("_"))
+
+
+def _is_data_call(qualified: str, name: str | None) -> bool:
+    module = qualified.rpartition(".")[0]
+    if module == "time" and name in TIME_CALLS:
+        return True
+    if module.endswith("datetime") and name in ("now", "utcnow"):
+        return True
+    if module in RANDOM_MODULES:
+        return True
+    if qualified.startswith("torch.") and not qualified.startswith(SYMMETRIC_TORCH_PREFIXES):
+        # tensors: their values are data
+        return name not in {"device", "dtype", "device_count", "is_available", "Size"}
+    return False
+
+
+def env_var_bits(node: cst.BaseExpression) -> int:
+    """RANK for ``os.environ["RANK"]``, ``os.environ.get("RANK")``, ``os.getenv("RANK")``."""
+    if isinstance(node, cst.Subscript):
+        if final_name(node.value) == "environ" and len(node.slice) == 1:
+            index = node.slice[0].slice
+            if isinstance(index, cst.Index) and _string_value(index.value) in RANK_ENV_VARS:
+                return RANK
+        return NONE
+    if isinstance(node, cst.Call) and node.args:
+        func = dotted_name(node.func)
+        if func is None:
+            return NONE
+        if func.endswith("environ.get") or func.rpartition(".")[2] == "getenv":
+            if _string_value(node.args[0].value) in RANK_ENV_VARS:
+                return RANK
+    return NONE
+
+
+def _string_value(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def is_minus_one(node: cst.BaseExpression) -> bool:
+    return (
+        isinstance(node, cst.UnaryOperation)
+        and isinstance(node.operator, cst.Minus)
+        and isinstance(node.expression, cst.Integer)
+        and node.expression.value == "1"
+    )
+
+
+def is_distributed_mode_check(node: cst.Comparison) -> bool:
+    """``local_rank == -1`` / ``!= -1`` (either side): the same answer on every rank."""
+    if len(node.comparisons) != 1:
+        return False
+    target = node.comparisons[0]
+    if not isinstance(target.operator, (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)):
+        return False
+    return is_minus_one(target.comparator) or is_minus_one(node.left)
+
+
+class Polarity(Enum):
+    """Which ranks a condition selects, relative to its subject."""
+
+    ZERO = "zero"
+    NONZERO = "nonzero"
+
+
+def condition_polarity(test: cst.BaseExpression) -> tuple[str, Polarity] | None:
+    """(subject, polarity) of a rank test, to recognise complementary "rank 0 first" pairs.
+
+    ``rank == 0``, ``rank in (-1, 0)``, ``is_main``, ``not rank`` select rank 0; their negations
+    select the other ranks.
+    """
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = condition_polarity(test.expression)
+        if inner is None:
+            return None
+        subject, polarity = inner
+        flipped = Polarity.NONZERO if polarity is Polarity.ZERO else Polarity.ZERO
+        return subject, flipped
+    flag = dotted_name(test) or _call_subject(test)
+    if flag is not None:
+        return flag, Polarity.ZERO
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        return _comparison_polarity(test)
+    return None
+
+
+def _call_subject(test: cst.BaseExpression) -> str | None:
+    if isinstance(test, cst.Call) and not test.args:
+        func = dotted_name(test.func)
+        return f"{func}()" if func is not None else None
+    return None
+
+
+def _comparison_polarity(test: cst.Comparison) -> tuple[str, Polarity] | None:
+    target = test.comparisons[0]
+    left, right, op = test.left, target.comparator, target.operator
+    if _is_zero(left) and not _is_zero(right):
+        left, right = right, left
+        op = _mirror(op)
+    subject = dotted_name(left) or _call_subject(left)
+    if subject is None:
+        return None
+    if _is_zero(right):
+        if isinstance(op, (cst.Equal, cst.Is, cst.LessThanEqual)):
+            return subject, Polarity.ZERO
+        if isinstance(op, (cst.NotEqual, cst.IsNot, cst.GreaterThan)):
+            return subject, Polarity.NONZERO
+    if isinstance(right, cst.Integer) and right.value == "1":
+        if isinstance(op, cst.LessThan):
+            return subject, Polarity.ZERO
+        if isinstance(op, cst.GreaterThanEqual):
+            return subject, Polarity.NONZERO
+    if isinstance(right, (cst.Tuple, cst.List, cst.Set)) and any(
+        _is_zero(element.value) for element in right.elements
+    ):
+        if isinstance(op, cst.In):
+            return subject, Polarity.ZERO
+        if isinstance(op, cst.NotIn):
+            return subject, Polarity.NONZERO
+    return None
+
+
+def _is_zero(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Integer) and node.value == "0"
+
+
+def _mirror(op: cst.BaseCompOp) -> cst.BaseCompOp:
+    if isinstance(op, cst.LessThan):
+        return cst.GreaterThan()
+    if isinstance(op, cst.GreaterThan):
+        return cst.LessThan()
+    if isinstance(op, cst.LessThanEqual):
+        return cst.GreaterThanEqual()
+    if isinstance(op, cst.GreaterThanEqual):
+        return cst.LessThanEqual()
+    return op

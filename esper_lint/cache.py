@@ -1,0 +1,291 @@
+"""Per-file results cache: one JSON document per (tool build, analysis configuration, root).
+
+Layout::
+
+    .esper_lint_cache/
+        .gitignore            "*", like ruff's
+        CACHEDIR.TAG
+        v<version>/<key>.json
+
+``<key>`` hashes the cache format, the tool version, a fingerprint of the installed package's
+sources, the project root and the ``extend_*`` settings (the only configuration the analysis
+reads). The document maps each file (relative to the root) to its stat signature, the blake2b
+digest of its bytes, whether it was parsed, and its raw diagnostics (before select/ignore, so
+changing those does not invalidate anything). A warm run loads one small file and stats each
+source file; it neither reads nor hashes a file whose signature is unchanged. A file whose
+signature changed is hashed, and any entry with the same digest answers for it.
+
+Nothing read back is trusted: a document or entry that does not have exactly the expected shape
+is ignored (and rebuilt on the next write). Writes go to a temporary file in the same directory
+followed by ``os.replace``, so a concurrent reader sees the old document or the new one, never a
+mix; concurrent writers lose each other's new entries at worst, never correctness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+
+import esper_lint
+from esper_lint.config import Config
+
+CACHE_DIR_NAME = ".esper_lint_cache"
+CACHE_DIR_ENV = "ESPER_LINT_CACHE_DIR"
+MAGIC = "esper-lint-cache"
+FORMAT = 1
+# A file modified this recently may change again within the filesystem's timestamp granularity
+# without its signature changing ("racy git"): record no signature, so the next run hashes it.
+RACY_WINDOW_NS = 2_000_000_000
+# Documents of other configurations or builds that nobody wrote for this long are deleted.
+STALE_DOCUMENT_SECONDS = 30 * 24 * 3600
+
+# (line, column, end_line, end_column, code, message): a diagnostic without its path.
+RawDiagnostic = tuple[int, int, int, int, str, str]
+# (mtime_ns, ctime_ns, size, inode); None when the file was too fresh to trust.
+Signature = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What linting one file's bytes produced. ``parsed`` is False for a non-candidate file."""
+
+    digest: str
+    parsed: bool
+    diagnostics: tuple[RawDiagnostic, ...]
+
+
+def digest_of(source: bytes) -> str:
+    return blake2b(source, digest_size=16).hexdigest()
+
+
+def signature_of(file_stat: os.stat_result, now_ns: int) -> Signature | None:
+    newest = max(file_stat.st_mtime_ns, file_stat.st_ctime_ns)
+    if now_ns - newest < RACY_WINDOW_NS:
+        return None
+    return (file_stat.st_mtime_ns, file_stat.st_ctime_ns, file_stat.st_size, file_stat.st_ino)
+
+
+def resolve_cache_dir(config: Config, cache_dir: Path | None) -> Path:
+    """An explicit directory, else ``ESPER_LINT_CACHE_DIR``, else ``<root>/.esper_lint_cache``."""
+    if cache_dir is not None:
+        return cache_dir
+    from_env = os.environ.get(CACHE_DIR_ENV)
+    if from_env:
+        return Path(from_env)
+    return Path(config.root) / CACHE_DIR_NAME
+
+
+def _package_fingerprint() -> list[tuple[str, int, int]]:
+    """The package's own sources: an edited analysis (editable installs) must not reuse results."""
+    package_dir = os.path.dirname(os.path.abspath(esper_lint.__file__))
+    fingerprint: list[tuple[str, int, int]] = []
+    pending = [package_dir]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                for entry in scan:
+                    if entry.name.endswith(".py") and entry.is_file():
+                        entry_stat = entry.stat()
+                        relative = os.path.relpath(entry.path, package_dir)
+                        fingerprint.append((relative, entry_stat.st_mtime_ns, entry_stat.st_size))
+                    elif entry.is_dir() and entry.name != "__pycache__":
+                        pending.append(entry.path)
+        except OSError:
+            continue
+    return sorted(fingerprint)
+
+
+def cache_key(config: Config) -> str:
+    material = {
+        "magic": MAGIC,
+        "format": FORMAT,
+        "version": esper_lint.__version__,
+        "package": _package_fingerprint(),
+        "root": os.path.abspath(config.root),
+        "extend_symmetric_calls": list(config.extend_symmetric_calls),
+        "extend_rank_sources": list(config.extend_rank_sources),
+        "extend_data_sources": list(config.extend_data_sources),
+    }
+    encoded = json.dumps(material, sort_keys=True).encode("utf-8")
+    return blake2b(encoded, digest_size=12).hexdigest()
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _parse_diagnostic(value: object) -> RawDiagnostic | None:
+    if not (isinstance(value, list) and len(value) == 6):
+        return None
+    line, column, end_line, end_column, code, message = value
+    if not (_is_int(line) and _is_int(column) and _is_int(end_line) and _is_int(end_column)):
+        return None
+    if not (isinstance(code, str) and isinstance(message, str)):
+        return None
+    return (line, column, end_line, end_column, code, message)
+
+
+def _parse_entry(value: object) -> tuple[Signature | None, FileResult] | None:
+    """A stored entry, or None if it is not exactly the shape this version writes."""
+    if not (isinstance(value, list) and len(value) == 4):
+        return None
+    raw_signature, digest, parsed, raw_diagnostics = value
+    signature: Signature | None = None
+    if raw_signature is not None:
+        if not (isinstance(raw_signature, list) and len(raw_signature) == 4):
+            return None
+        if not all(_is_int(part) for part in raw_signature):
+            return None
+        signature = (raw_signature[0], raw_signature[1], raw_signature[2], raw_signature[3])
+    if not (isinstance(digest, str) and len(digest) == 32 and isinstance(parsed, bool)):
+        return None
+    if not isinstance(raw_diagnostics, list):
+        return None
+    diagnostics: list[RawDiagnostic] = []
+    for raw in raw_diagnostics:
+        diagnostic = _parse_diagnostic(raw)
+        if diagnostic is None:
+            return None
+        diagnostics.append(diagnostic)
+    return signature, FileResult(digest, parsed, tuple(diagnostics))
+
+
+def _encode_entry(signature: Signature | None, result: FileResult) -> list[object]:
+    return [
+        list(signature) if signature is not None else None,
+        result.digest,
+        result.parsed,
+        [list(diagnostic) for diagnostic in result.diagnostics],
+    ]
+
+
+def _load_entries(document_path: Path, key: str) -> dict[str, object]:
+    """The raw entries of a valid document; {} for a missing, unreadable or foreign one."""
+    try:
+        with open(document_path, "rb") as stream:
+            data = stream.read()
+        document = json.loads(data)
+    except (OSError, ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and UnicodeDecodeError: garbage, truncation.
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    if document.get("magic") != MAGIC or document.get("format") != FORMAT:
+        return {}
+    if document.get("key") != key:
+        return {}
+    files = document.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+class Cache:
+    """The results cache of one run. Not thread-safe; one instance per ``lint_paths`` call."""
+
+    def __init__(self, directory: Path, config: Config) -> None:
+        self.directory = directory
+        self.root = os.path.abspath(config.root)
+        self.key = cache_key(config)
+        self.document_path = directory / f"v{esper_lint.__version__}" / f"{self.key}.json"
+        self.entries = _load_entries(self.document_path, self.key)
+        self.updates: dict[str, list[object]] = {}
+        self.by_digest_index: dict[str, FileResult] | None = None
+
+    def entry_key(self, path: Path) -> str:
+        absolute = os.path.abspath(path)
+        prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        return absolute[len(prefix) :] if absolute.startswith(prefix) else absolute
+
+    def by_signature(self, entry_key: str, signature: Signature | None) -> FileResult | None:
+        """The stored result if the file's signature is unchanged (no read needed)."""
+        if signature is None:
+            return None
+        parsed = _parse_entry(self.entries.get(entry_key))
+        if parsed is None or parsed[0] != signature:
+            return None
+        return parsed[1]
+
+    def by_digest(self, digest: str) -> FileResult | None:
+        """Any stored result for these exact bytes, whichever file it was stored for."""
+        if self.by_digest_index is None:
+            index: dict[str, FileResult] = {}
+            for raw in self.entries.values():
+                parsed = _parse_entry(raw)
+                if parsed is not None:
+                    index[parsed[1].digest] = parsed[1]
+            self.by_digest_index = index
+        return self.by_digest_index.get(digest)
+
+    def store(self, entry_key: str, signature: Signature | None, result: FileResult) -> None:
+        encoded = _encode_entry(signature, result)
+        if self.entries.get(entry_key) != encoded:
+            self.updates[entry_key] = encoded
+
+    def save(self) -> str | None:
+        """Write the updated document atomically; a warning if the directory is not writable."""
+        if not self.updates:
+            return None
+        try:
+            self._write()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            return f"cache directory {self.directory} is not writable ({reason}); ran without cache"
+        return None
+
+    def _write(self) -> None:
+        self._prepare_directory()
+        # Merge with what another process may have written since we loaded.
+        is_new = not self.document_path.exists()
+        entries = {**self.entries, **_load_entries(self.document_path, self.key), **self.updates}
+        document = {"magic": MAGIC, "format": FORMAT, "key": self.key, "files": entries}
+        encoded = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        descriptor, temporary = tempfile.mkstemp(
+            dir=self.document_path.parent, prefix=".tmp-", suffix=".json"
+        )
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(encoded)
+            os.replace(temporary, self.document_path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
+        if is_new:
+            _remove_stale_documents(self.directory)
+
+    def _prepare_directory(self) -> None:
+        version_dir = self.document_path.parent
+        if version_dir.is_dir():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        gitignore = self.directory / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("# Automatically created by esper-lint.\n*\n", encoding="utf-8")
+        tag = self.directory / "CACHEDIR.TAG"
+        if not tag.exists():
+            tag.write_text(
+                "Signature: 8a477f597d28d172789f06886806bc55\n"
+                "# This file is a cache directory tag created by esper-lint.\n",
+                encoding="utf-8",
+            )
+        version_dir.mkdir(exist_ok=True)
+
+
+def _remove_stale_documents(directory: Path) -> None:
+    """Documents of past versions and configurations nobody has written for a month."""
+    cutoff = time.time() - STALE_DOCUMENT_SECONDS
+    try:
+        version_dirs = [entry for entry in os.scandir(directory) if entry.is_dir()]
+        for version_dir in version_dirs:
+            for entry in os.scandir(version_dir.path):
+                if entry.name.endswith(".json") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+    except OSError:
+        pass

@@ -1,0 +1,274 @@
+"""Which files to lint: walk the given paths, prune excluded and tool directories.
+
+Ruff's semantics: ``exclude`` prunes what the traversal discovers; a path given explicitly is
+always linted (so ``esper-lint tests/fixtures`` works even though the project excludes it).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+# The union of the issue's list and ruff's defaults: directories that never hold project code.
+SKIPPED_DIR_NAMES = frozenset(
+    {
+        ".bzr",
+        ".direnv",
+        ".eggs",
+        ".esper_lint_cache",
+        ".git",
+        ".hg",
+        ".mypy_cache",
+        ".nox",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".svn",
+        ".tox",
+        ".venv",
+        "__pycache__",
+        "__pypackages__",
+        "build",
+        "dist",
+        "env",
+        "node_modules",
+        "site-packages",
+        "venv",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to lint. ``stat`` is the result of following symlinks (None if stat failed)."""
+
+    path: Path
+    stat: os.stat_result | None
+
+
+@dataclass
+class Discovery:
+    files: list[SourceFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Explicit paths that could not be stat-ed: (path, OS error message), reported as ESP902.
+    missing: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _translate_glob(pattern: str) -> str:
+    """A gitignore-style glob as a regex: ``*`` and ``?`` stay in one segment, ``**`` crosses."""
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+            continue
+        if pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+            continue
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = pattern.find("]", index + 2)
+            if end == -1:
+                out.append(re.escape(char))
+            else:
+                body = pattern[index + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                index = end + 1
+                continue
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class ExcludeMatcher:
+    """Matches gitignore-style patterns against root-relative paths and basenames.
+
+    A pattern with a slash (other than a trailing one) is anchored at the project root; one
+    without a slash matches a basename at any depth. A trailing slash restricts it to directories.
+    """
+
+    anchored: re.Pattern[str] | None
+    anchored_dirs: re.Pattern[str] | None
+    basename: re.Pattern[str] | None
+    basename_dirs: re.Pattern[str] | None
+
+    @staticmethod
+    def from_patterns(patterns: Iterable[str]) -> ExcludeMatcher:
+        groups: dict[tuple[bool, bool], list[str]] = {}
+        for raw in patterns:
+            pattern = raw.strip().replace("\\", "/")
+            if not pattern:
+                continue
+            dirs_only = pattern.endswith("/")
+            pattern = pattern.rstrip("/")
+            if pattern.startswith("./"):
+                pattern = pattern[2:]
+            anchored = "/" in pattern
+            pattern = pattern.lstrip("/")
+            if pattern:
+                groups.setdefault((anchored, dirs_only), []).append(_translate_glob(pattern))
+
+        def compile_group(key: tuple[bool, bool]) -> re.Pattern[str] | None:
+            regexes = groups.get(key)
+            return re.compile("(?:" + "|".join(regexes) + r")\Z") if regexes else None
+
+        return ExcludeMatcher(
+            anchored=compile_group((True, False)),
+            anchored_dirs=compile_group((True, True)),
+            basename=compile_group((False, False)),
+            basename_dirs=compile_group((False, True)),
+        )
+
+    def excluded(self, relative: str | None, name: str, is_dir: bool) -> bool:
+        if self.basename is not None and self.basename.match(name):
+            return True
+        if is_dir and self.basename_dirs is not None and self.basename_dirs.match(name):
+            return True
+        if relative is None:
+            return False
+        if self.anchored is not None and self.anchored.match(relative):
+            return True
+        return bool(
+            is_dir and self.anchored_dirs is not None and self.anchored_dirs.match(relative)
+        )
+
+
+@lru_cache(maxsize=8)
+def _matcher(patterns: tuple[str, ...]) -> ExcludeMatcher:
+    return ExcludeMatcher.from_patterns(patterns)
+
+
+def _relative_to_root(path: str, root: str) -> str | None:
+    """``path`` relative to the project root with forward slashes, or None when outside it."""
+    absolute = os.path.abspath(path)
+    if absolute == root:
+        return ""
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if not absolute.startswith(prefix):
+        return None
+    relative = absolute[len(prefix) :]
+    return relative.replace(os.sep, "/") if os.sep != "/" else relative
+
+
+def _symlink_problem(path: str) -> str:
+    """Why a symlink could not be followed: a loop or a dangling target."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"{path}: symlink loop, skipped"
+        return f"{path}: broken symlink, skipped"
+    return f"{path}: symlink could not be followed, skipped"
+
+
+class _Walker:
+    def __init__(self, exclude: tuple[str, ...], root: Path) -> None:
+        self.matcher = _matcher(exclude)
+        self.root = os.path.abspath(root)
+        self.result = Discovery()
+        self.seen_files: set[str] = set()
+        self.visited_dirs: set[tuple[int, int]] = set()
+
+    def add_file(self, path: str, file_stat: os.stat_result | None) -> None:
+        if path in self.seen_files:
+            return
+        self.seen_files.add(path)
+        self.result.files.append(SourceFile(Path(path), file_stat))
+
+    def explicit(self, given: Path) -> None:
+        path = os.path.normpath(given)
+        try:
+            path_stat = os.stat(path)
+        except OSError as error:
+            if os.path.islink(path):
+                self.result.warnings.append(_symlink_problem(path))
+            else:
+                self.result.missing.append((Path(path), error.strerror or str(error)))
+            return
+        if stat.S_ISDIR(path_stat.st_mode):
+            self.walk(path, path_stat, ancestors=())
+        elif stat.S_ISREG(path_stat.st_mode):
+            self.add_file(path, path_stat)
+        else:
+            self.result.warnings.append(f"{path}: not a regular file, skipped")
+
+    def walk(
+        self, directory: str, dir_stat: os.stat_result, ancestors: tuple[tuple[int, int], ...]
+    ) -> None:
+        identity = (dir_stat.st_dev, dir_stat.st_ino)
+        if identity in ancestors:
+            self.result.warnings.append(f"{directory}: symlink loop, skipped")
+            return
+        if identity in self.visited_dirs:
+            return  # reached again through a symlink: already linted under its other name
+        self.visited_dirs.add(identity)
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            self.result.warnings.append(
+                f"{directory}: cannot list directory ({error.strerror}), skipped"
+            )
+            return
+        inner = (*ancestors, identity)
+        for entry in entries:
+            self.visit(entry, inner)
+
+    def visit(self, entry: os.DirEntry[str], ancestors: tuple[tuple[int, int], ...]) -> None:
+        name = entry.name
+        path = entry.path[2:] if entry.path.startswith("./") else entry.path
+        try:
+            is_dir = entry.is_dir()
+            is_file = not is_dir and entry.is_file()
+        except OSError:
+            is_dir = is_file = False
+        if is_dir and name in SKIPPED_DIR_NAMES:
+            return
+        is_python = name.endswith(PYTHON_SUFFIXES)
+        if not (is_dir or is_file):
+            if entry.is_symlink():
+                self.result.warnings.append(_symlink_problem(path))
+            elif is_python:
+                self.result.warnings.append(f"{path}: not a regular file, skipped")
+            return
+        if is_file and not is_python:
+            return
+        relative = _relative_to_root(path, self.root)
+        if self.matcher.excluded(relative, name, is_dir):
+            return
+        try:
+            entry_stat = entry.stat()
+        except OSError:
+            self.result.warnings.append(_symlink_problem(path))
+            return
+        if is_dir:
+            if os.path.exists(os.path.join(path, "pyvenv.cfg")):
+                return  # a virtualenv, whatever it is called
+            self.walk(path, entry_stat, ancestors)
+        else:
+            self.add_file(path, entry_stat)
+
+
+def discover(paths: Sequence[Path], exclude: tuple[str, ...], root: Path) -> Discovery:
+    """Files to lint under ``paths`` (default ``.``), in a deterministic order."""
+    walker = _Walker(exclude, root)
+    for given in paths or (Path("."),):
+        walker.explicit(given)
+    return walker.result
