@@ -1,0 +1,416 @@
+"""What controls a call: every ESP001/ESP003/ESP004 form, the exemptions, helper chains."""
+
+from __future__ import annotations
+
+from analysis_helpers import found, messages
+
+from esper_lint.config import Config
+
+
+def test_if_body_elif_and_else_are_all_controlled() -> None:
+    source = """
+    def f(slot, rank, cfg):
+        if rank == 0:
+            slot.step_epoch()
+        elif cfg.verbose:
+            slot.advance_stage()
+        else:
+            slot.step_epoch()
+    """
+    assert found(source) == {(3, "ESP001"), (5, "ESP001"), (7, "ESP001")}
+
+
+def test_elif_on_the_rank_controls_its_body_and_the_else() -> None:
+    source = """
+    def f(slot, rank, epoch):
+        if epoch == 0:
+            print("first")
+        elif rank == 0:
+            slot.step_epoch()
+        else:
+            slot.advance_stage()
+        if epoch > 3:
+            slot.step_epoch()
+    """
+    assert found(source) == {(5, "ESP001"), (7, "ESP001")}
+
+
+def test_expression_forms() -> None:
+    source = """
+    def f(slot, is_main, slots):
+        a = slot.step_epoch() if is_main else None
+        is_main and slot.step_epoch()
+        is_main or slot.advance_stage()
+        [s.step_epoch() for s in slots if is_main]
+    """
+    assert found(source) == {(2, "ESP001"), (3, "ESP001"), (4, "ESP001"), (5, "ESP001")}
+
+
+def test_symmetric_left_operand_does_not_control() -> None:
+    source = """
+    def f(slot, cfg):
+        cfg.enabled and slot.step_epoch()
+    """
+    assert found(source) == set()
+
+
+def test_match_on_the_rank_and_while_on_the_rank() -> None:
+    source = """
+    def f(slot, rank, stage):
+        match rank:
+            case 0:
+                slot.step_epoch()
+        match stage:
+            case "a":
+                slot.step_epoch()
+        while rank == 0:
+            slot.advance_stage()
+    """
+    assert found(source) == {(4, "ESP001"), (9, "ESP001")}
+
+
+def test_rank_only_decorators_make_the_body_conditional() -> None:
+    source = """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    @rank_zero_only
+    def a(slot):
+        slot.step_epoch()
+
+    @accelerator.on_main_process
+    def b(slot):
+        slot.step_epoch()
+
+    @accelerator.on_process(process_index=1)
+    def c(slot):
+        slot.advance_stage()
+
+    @on_local_main_process
+    def d(slot):
+        if slot.ready:
+            return
+        slot.step_epoch()
+
+    @staticmethod
+    def e(slot):
+        slot.step_epoch()
+    """
+    got = found(source)
+    assert got == {(5, "ESP001"), (9, "ESP001"), (13, "ESP001"), (19, "ESP001")}
+    assert "rank-only decorator at line 3 (@rank_zero_only)" in messages(source)[0]
+
+
+def test_context_resets_at_def_lambda_and_class() -> None:
+    source = """
+    def f(rank):
+        if rank == 0:
+            def helper(slot):
+                slot.step_epoch()
+            cb = lambda slot: slot.step_epoch()
+            class Hook:
+                def run(self, slot):
+                    slot.step_epoch()
+    """
+    assert found(source) == set()
+
+
+def test_identical_calls_on_every_branch_are_not_flagged() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def f(slot, rank, t):
+        if rank == 0:
+            print("leader")
+            slot.step_epoch()
+            dist.barrier()
+        elif rank == 1:
+            slot.step_epoch()
+            dist.barrier()
+        else:
+            slot.step_epoch()
+            dist.barrier()
+        x = slot.advance_stage() if rank == 0 else slot.advance_stage()
+    """
+    assert found(source) == set()
+
+
+def test_different_order_or_missing_else_is_flagged() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def f(slot, rank):
+        if rank == 0:
+            slot.step_epoch()
+            dist.barrier()
+        else:
+            dist.barrier()
+            slot.step_epoch()
+        if rank == 0:
+            slot.step_epoch()
+        elif rank == 1:
+            slot.step_epoch()
+    """
+    assert found(source) == {
+        (5, "ESP001"),
+        (6, "ESP004"),
+        (8, "ESP004"),
+        (9, "ESP001"),
+        (11, "ESP001"),
+        (13, "ESP001"),
+    }
+
+
+def test_rank_zero_first_complementary_conditions() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def load(args, accelerator):
+        if args.local_rank not in [-1, 0]:
+            dist.barrier()
+        data = build()
+        if args.local_rank == 0:
+            dist.barrier()
+        if not accelerator.is_main_process:
+            accelerator.wait_for_everyone()
+        more = build()
+        if accelerator.is_main_process:
+            accelerator.wait_for_everyone()
+    """
+    assert found(source) == set()
+
+
+def test_non_complementary_pair_is_flagged() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def load(rank, local_rank):
+        if rank != 0:
+            dist.barrier()
+        if local_rank == 0:
+            dist.barrier()
+    """
+    assert found(source) == {(5, "ESP004"), (7, "ESP004")}
+
+
+def test_main_process_first_bodies_are_not_flagged() -> None:
+    source = """
+    def f(accelerator, fabric, slot):
+        with accelerator.main_process_first():
+            slot.step_epoch()
+            accelerator.wait_for_everyone()
+        with accelerator.local_main_process_first():
+            slot.step_epoch()
+        with fabric.rank_zero_first():
+            fabric.barrier()
+    """
+    assert found(source) == set()
+
+
+def test_early_exits_skip_later_calls() -> None:
+    source = """
+    import sys
+
+    def a(slot, rank):
+        if rank != 0:
+            return
+        slot.step_epoch()
+
+    def b(slots, rank):
+        for slot in slots:
+            if rank > 0:
+                continue
+            slot.step_epoch()
+        slots[0].step_epoch()
+
+    def c(slot, rank):
+        if rank == 0:
+            raise SystemExit
+        slot.advance_stage()
+
+    def d(slot, is_main):
+        if not is_main:
+            sys.exit(0)
+        slot.step_epoch()
+    """
+    assert found(source) == {(6, "ESP003"), (12, "ESP003"), (18, "ESP003"), (23, "ESP003")}
+
+
+def test_exit_in_one_branch_does_not_reach_the_other_branch() -> None:
+    source = """
+    def f(slot, rank):
+        if rank != 0:
+            return
+        else:
+            slot.step_epoch()
+    """
+    assert found(source) == {(5, "ESP001")}
+
+
+def test_exits_not_guarded_by_the_rank() -> None:
+    source = """
+    def a(slot, local_rank, cfg, out, rank):
+        if local_rank == -1:
+            return
+        if cfg.dry_run:
+            return
+        if rank == 0:
+            if out is None:
+                raise ValueError("out is needed on rank 0")
+        slot.step_epoch()
+
+    def b(slot, rank):
+        slot.step_epoch()
+        if rank != 0:
+            return
+        print("done")
+
+    def c(slot, rank):
+        try:
+            if rank != 0:
+                raise Skip()
+        except Skip:
+            pass
+        slot.step_epoch()
+    """
+    assert found(source) == set()
+
+
+def test_rank_dependent_break_is_esp002_and_esp003() -> None:
+    source = """
+    def f(slots, rank):
+        for slot in slots:
+            slot.advance_stage()
+            if rank == 0:
+                break
+            slot.step_epoch()
+        slots[0].step_epoch()
+    """
+    assert found(source) == {(3, "ESP002"), (6, "ESP002"), (6, "ESP003")}
+
+
+def test_collective_forms_give_one_esp004_per_call() -> None:
+    source = """
+    import torch
+    import torch.distributed as dist
+    from torch.distributed import all_reduce as sum_all
+    import accelerate.utils
+
+    def f(t, rank, accelerator, trainer, fabric, self):
+        if rank == 0:
+            dist.barrier()
+            torch.distributed.all_gather_object([], t)
+            sum_all(t)
+            accelerator.gather(t)
+            accelerator.gather_for_metrics(t)
+            accelerator.reduce(t)
+            accelerate.utils.broadcast(t)
+            trainer.strategy.reduce_boolean_decision(t)
+            fabric.all_reduce(t)
+            self.all_gather(t)
+        if rank != 0:
+            return
+        dist.new_group([0])
+    """
+    lines = {8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20}
+    assert found(source) == {(line, "ESP004") for line in lines}
+
+
+def test_point_to_point_and_lookalikes_are_not_collectives() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def f(t, rank, model, results):
+        if rank == 0:
+            dist.send(t, 1)
+            dist.isend(t, 1)
+            dist.recv(t)
+            dist.irecv(t)
+            model.reduce(t)
+            results.gather(t)
+            model.barrier
+            signal.broadcast(t)
+    """
+    assert found(source) == set()
+
+
+def test_helper_chains_are_named_in_the_message() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def tick_all(slots):
+        for slot in slots:
+            slot.step_epoch()
+
+    def tick_and_sync(slots):
+        tick_all(slots)
+        dist.barrier()
+
+    class Trainer:
+        def end(self, rank):
+            if rank == 0:
+                self.finish()
+                Trainer.finish(self)
+
+        def finish(self):
+            tick_and_sync(self.slots)
+
+    def main(rank, slots):
+        if rank == 0:
+            tick_all(slots)
+    """
+    assert messages(source) == [
+        "ESP001 self.finish() -> tick_and_sync() -> tick_all() -> slot.step_epoch() may not run "
+        "on every rank: it is controlled by the rank-dependent condition at line 13 (rank == 0)",
+        "ESP004 self.finish() -> tick_and_sync() -> dist.barrier() is a collective that may not "
+        "run on every rank: it is controlled by the rank-dependent condition at line 13 "
+        "(rank == 0)",
+        "ESP001 Trainer.finish() -> tick_and_sync() -> tick_all() -> slot.step_epoch() may not "
+        "run on every rank: it is controlled by the rank-dependent condition at line 13 "
+        "(rank == 0)",
+        "ESP004 Trainer.finish() -> tick_and_sync() -> dist.barrier() is a collective that may "
+        "not run on every rank: it is controlled by the rank-dependent condition at line 13 "
+        "(rank == 0)",
+        "ESP001 tick_all() -> slot.step_epoch() may not run on every rank: it is controlled by "
+        "the rank-dependent condition at line 21 (rank == 0)",
+    ]
+
+
+def test_recursive_helpers_terminate() -> None:
+    source = """
+    def a(slot, n):
+        if n:
+            b(slot, n - 1)
+
+    def b(slot, n):
+        a(slot, n)
+
+    def main(slot, rank):
+        if rank == 0:
+            a(slot, 3)
+    """
+    assert found(source) == set()
+
+
+def test_extend_symmetric_calls() -> None:
+    source = """
+    def f(model, rank):
+        if rank == 0:
+            model.sync_alpha()
+            sync_alpha()
+    """
+    assert found(source) == set()
+    config = Config(extend_symmetric_calls=("sync_alpha",))
+    assert found(source, config) == {(3, "ESP001"), (4, "ESP001")}
+
+
+def test_definitions_references_strings_and_comments_are_not_calls() -> None:
+    source = """
+    def f(slot, rank):
+        if rank == 0:
+            def step_epoch():
+                pass
+            hook = slot.step_epoch
+            text = "slot.step_epoch()"
+            # slot.step_epoch()
+    """
+    assert found(source) == set()
