@@ -1,0 +1,93 @@
+"""The flake8 plugin, through the real flake8."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esper_lint import __version__
+from esper_lint.flake8_plugin import encode_lines
+
+VIOLATION = """\
+import torch.distributed as dist
+
+
+def train(slot):
+    if dist.get_rank() == 0:
+        slot.step_epoch()
+"""
+
+
+def flake8(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flake8", "--isolated", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_flake8_registers_the_plugin(tmp_path: Path) -> None:
+    completed = flake8("--version", cwd=tmp_path)
+
+    assert f"esper-lint: {__version__}" in completed.stdout
+
+
+def test_flake8_reports_esp_codes(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(VIOLATION, encoding="utf-8")
+
+    completed = flake8("--select", "ESP", "train.py", cwd=tmp_path)
+
+    assert completed.returncode == 1, completed.stderr
+    (line,) = completed.stdout.splitlines()
+    assert line.startswith("train.py:6:9: ESP001 slot.step_epoch() may not run on every rank")
+
+
+def test_flake8_noqa_and_extend_ignore(tmp_path: Path) -> None:
+    source = VIOLATION.replace("slot.step_epoch()", "slot.step_epoch()  # noqa: ESP001")
+    (tmp_path / "quiet.py").write_text(source, encoding="utf-8")
+    (tmp_path / "train.py").write_text(VIOLATION, encoding="utf-8")
+
+    assert flake8("--select", "ESP", "quiet.py", cwd=tmp_path).stdout == ""
+    assert flake8("--select", "ESP", "--extend-ignore", "ESP001", ".", cwd=tmp_path).stdout == ""
+
+
+def test_flake8_reads_stdin(tmp_path: Path) -> None:
+    completed = flake8(
+        "--select", "ESP", "--stdin-display-name", "t.py", "-", cwd=tmp_path, stdin=VIOLATION
+    )
+
+    assert completed.stdout.startswith("t.py:6:9: ESP001 ")
+
+
+def test_flake8_reads_the_analysis_settings_from_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.esper-lint]\nextend-symmetric-calls = ["sync_alpha"]\n', encoding="utf-8"
+    )
+    source = "def f(ctl, rank):\n    if rank == 0:\n        ctl.sync_alpha()\n"
+    (tmp_path / "custom.py").write_text(source, encoding="utf-8")
+
+    completed = flake8("--select", "ESP", "custom.py", cwd=tmp_path)
+
+    assert completed.stdout.startswith("custom.py:3:9: ESP001 ")
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["# -*- coding: latin-1 -*-\n", "name = 'caf\u00e9'\n"],
+        ["name = 'caf\u00e9'\n"],
+        ["# coding: utf-8\n", "x = '\u2603'\n"],
+    ],
+)
+def test_encode_lines_round_trips_through_the_declared_encoding(lines: list[str]) -> None:
+    import libcst
+
+    module = libcst.parse_module(encode_lines(lines))
+
+    assert module.code == "".join(lines)
