@@ -1,0 +1,236 @@
+"""Lint speed: the real ``esper-lint`` CLI against bare ``libcst`` and ``ast`` parsing.
+
+    python benchmarks/lint_speed.py                 # generate the 640-file corpus and measure
+    python benchmarks/lint_speed.py PATH            # measure an existing tree instead
+    python benchmarks/lint_speed.py --runs 9 --worst-case-runs 3 --json results.json
+
+Every wall time is the median of ``--runs`` subprocess runs of the installed ``esper-lint``
+console script (interpreter start included), with the cache in a private directory
+(``ESPER_LINT_CACHE_DIR``):
+
+- cold: the cache directory removed before each run;
+- warm: after a priming run, nothing changed;
+- one changed file: one parse-candidate file (and, separately, one other file) edited before
+  each run, everything else cached;
+- worst case: a copy of the corpus in which every file is a parse candidate, cold.
+
+The baselines parse the same files in this process, serially, modules already imported:
+``libcst.parse_module(bytes)`` and ``ast.parse(bytes)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import functools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import generate  # noqa: E402
+
+
+def cli() -> list[str]:
+    script = Path(sys.executable).with_name("esper-lint")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "esper_lint"]
+
+
+def python_files(root: Path) -> list[Path]:
+    from esper_lint.config import Config
+    from esper_lint.discovery import discover
+
+    return [f.path for f in discover([root], (), Config(root=root).root).files]
+
+
+def timed_run(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    completed = subprocess.run(command, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if completed.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def median_of(runs: int, prepare: Callable[[], None], run: Callable[[], float]) -> float:
+    times = []
+    for _ in range(runs):
+        prepare()
+        times.append(run())
+    return statistics.median(times)
+
+
+def parse_time(files: list[Path], parse: Callable[[bytes], object]) -> float:
+    sources = [path.read_bytes() for path in files]
+    start = time.perf_counter()
+    for source in sources:
+        try:
+            parse(source)
+        except Exception:  # the baseline tolerates what the linter tolerates
+            pass
+    return time.perf_counter() - start
+
+
+def measure_tree(root: Path, runs: int, cache_dir: Path, jobs: int | None) -> dict[str, float]:
+    import libcst
+
+    from esper_lint.config import Config
+    from esper_lint.prefilter import candidate_predicate
+
+    env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(cache_dir)}
+    command = [*cli(), "--output-format", "concise", str(root)]
+    if jobs is not None:
+        command[1:1] = ["--jobs", str(jobs)]
+    files = python_files(root)
+    is_candidate = candidate_predicate(Config(root=root))
+    candidates = [path for path in files if is_candidate(path.read_bytes())]
+    others = [path for path in files if path not in set(candidates)]
+
+    def clear_cache() -> None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+    def lint() -> float:
+        return timed_run(command, env)
+
+    results: dict[str, float] = {
+        "files": len(files),
+        "lines": sum(len(path.read_bytes().splitlines()) for path in files),
+        "candidates": len(candidates),
+    }
+    results["interpreter_start_s"] = median_of(
+        runs, lambda: None, lambda: timed_run([sys.executable, "-c", "pass"], env)
+    )
+    results["cold_s"] = median_of(runs, clear_cache, lint)
+    lint()  # prime: stores stat signatures once files are older than the racy window
+    results["warm_s"] = median_of(runs, lambda: None, lint)
+    counter = iter(range(10**9))
+
+    def touch(path: Path) -> Callable[[], None]:
+        def edit() -> None:
+            with open(path, "a", encoding="utf-8") as stream:
+                stream.write(f"# edit {next(counter)}\n")
+
+        return edit
+
+    if candidates:
+        results["one_changed_candidate_s"] = median_of(runs, touch(candidates[0]), lint)
+    if others:
+        results["one_changed_other_s"] = median_of(runs, touch(others[0]), lint)
+    results["libcst_parse_s"] = parse_time(files, libcst.parse_module)
+    results["ast_parse_s"] = parse_time(files, ast.parse)
+    results["files_per_s_cold"] = len(files) / results["cold_s"]
+    results["cold_over_libcst"] = results["cold_s"] / results["libcst_parse_s"]
+    results["cold_over_ast"] = results["cold_s"] / results["ast_parse_s"]
+    return results
+
+
+def measure_worst_case(
+    out: Path, files: int, lines: int, runs: int, cache_dir: Path
+) -> dict[str, float]:
+    import libcst
+
+    generate(out, files=files, lines=lines, every_file_candidate=True)
+    env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(cache_dir)}
+    paths = python_files(out)
+    results: dict[str, float] = {"files": len(paths)}
+    for jobs in (None, 1):
+        command = [*cli(), "--output-format", "concise", str(out)]
+        if jobs is not None:
+            command[1:1] = ["--jobs", str(jobs)]
+        label = "cold_s" if jobs is None else "cold_jobs1_s"
+        results[label] = median_of(
+            runs,
+            lambda: shutil.rmtree(cache_dir, ignore_errors=True),
+            functools.partial(timed_run, command, env),
+        )
+    results["libcst_parse_s"] = parse_time(paths, libcst.parse_module)
+    results["ast_parse_s"] = parse_time(paths, ast.parse)
+    results["cold_over_libcst"] = results["cold_s"] / results["libcst_parse_s"]
+    results["cold_jobs1_over_libcst"] = results["cold_jobs1_s"] / results["libcst_parse_s"]
+    return results
+
+
+def report(corpus: dict[str, float], worst: dict[str, float] | None) -> str:
+    def row(label: str, value: float, target: str = "") -> str:
+        return f"| {label} | {value:.3f} | {target} |"
+
+    lines = [
+        f"Corpus: {corpus['files']:.0f} files, {corpus['lines']:.0f} lines, "
+        f"{corpus['candidates']:.0f} parse candidates; cores: {os.cpu_count()}",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        row("interpreter start (python -c pass), s", corpus["interpreter_start_s"]),
+        row("cold, s", corpus["cold_s"], "<= 2.0"),
+        row("warm, s", corpus["warm_s"], "<= 0.3"),
+    ]
+    for key, label in (
+        ("one_changed_candidate_s", "one changed file (a candidate), s"),
+        ("one_changed_other_s", "one changed file (not a candidate), s"),
+    ):
+        if key in corpus:
+            lines.append(row(label, corpus[key], "<= 0.3"))
+    lines += [
+        row("cold files/s", corpus["files_per_s_cold"]),
+        row("bare libcst.parse_module of all files, s", corpus["libcst_parse_s"]),
+        row("bare ast.parse of all files, s", corpus["ast_parse_s"]),
+        row("cold / bare libcst parse", corpus["cold_over_libcst"]),
+        row("cold / bare ast.parse", corpus["cold_over_ast"]),
+    ]
+    if worst is not None:
+        lines += [
+            row(
+                f"worst case ({worst['files']:.0f} files, all candidates): cold, s", worst["cold_s"]
+            ),
+            row("worst case: cold with --jobs 1, s", worst["cold_jobs1_s"]),
+            row("worst case: bare libcst.parse_module, s", worst["libcst_parse_s"]),
+            row("worst case: bare ast.parse, s", worst["ast_parse_s"]),
+            row("worst case: cold / bare libcst parse", worst["cold_over_libcst"], "<= 1.3"),
+            row("worst case: --jobs 1 / bare libcst parse", worst["cold_jobs1_over_libcst"]),
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", type=Path, help="an existing tree (default: generate)")
+    parser.add_argument("--files", type=int, default=640)
+    parser.add_argument("--lines", type=int, default=210_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--worst-case-runs", type=int, default=1)
+    parser.add_argument("--worst-case-files", type=int, help="default: --files")
+    parser.add_argument("--skip-worst-case", action="store_true")
+    parser.add_argument("--jobs", type=int, help="passed to esper-lint (default: its own)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="esper-lint-bench-") as scratch:
+        work = Path(scratch)
+        root = args.path
+        if root is None:
+            root = work / "corpus"
+            generate(root, files=args.files, lines=args.lines)
+        corpus = measure_tree(root, args.runs, work / "cache", args.jobs)
+        worst = None
+        if not args.skip_worst_case:
+            worst_files = args.worst_case_files or args.files
+            worst = measure_worst_case(
+                work / "worst",
+                worst_files,
+                args.lines * worst_files // args.files,
+                args.worst_case_runs,
+                work / "worst-cache",
+            )
+    print(report(corpus, worst))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"corpus": corpus, "worst_case": worst}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

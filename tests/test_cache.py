@@ -1,0 +1,306 @@
+"""The results cache: hits, invalidation, untrusted documents, unwritable directories, races.
+
+A hit is observed, without mocks, by planting a sentinel result in the stored document: if the
+next run reports the sentinel, it answered from the cache; if not, it recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import esper_lint
+import esper_lint.cache
+from esper_lint.cache import CACHE_DIR_ENV, Cache, resolve_cache_dir
+from esper_lint.config import Config
+from esper_lint.engine import LintResult, lint_paths
+
+CANDIDATE = "def tick(slots):\n    for slot in slots:\n        slot.step_epoch()\n"
+BROKEN_CANDIDATE = "def tick(slot):\n    slot.step_epoch(\n"
+PLAIN = "import math\n\nvalue = math.pi\n"
+SENTINEL = [7, 1, 7, 5, "ESP001", "planted by the test"]
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "train.py").write_text(CANDIDATE, encoding="utf-8")
+    (root / "pkg" / "broken.py").write_text(BROKEN_CANDIDATE, encoding="utf-8")
+    (root / "pkg" / "plain.py").write_text(PLAIN, encoding="utf-8")
+    return root
+
+
+def run(root: Path, config: Config | None = None, **options: object) -> LintResult:
+    return lint_paths([root], config or Config(root=root), **options)  # type: ignore[arg-type]
+
+
+def document_path(cache_dir: Path) -> Path:
+    (document,) = cache_dir.glob("v*/*.json")
+    return document
+
+
+def plant_sentinel(cache_dir: Path, entry: str) -> None:
+    document = document_path(cache_dir)
+    data = json.loads(document.read_text(encoding="utf-8"))
+    data["files"][entry][3] = [SENTINEL]
+    document.write_text(json.dumps(data), encoding="utf-8")
+
+
+def has_sentinel(result: LintResult) -> bool:
+    return any(d.message == "planted by the test" for d in result.diagnostics)
+
+
+def test_cache_lives_in_the_root_with_a_gitignore(project: Path) -> None:
+    first = run(project)
+    cache_dir = project / ".esper_lint_cache"
+    assert (cache_dir / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
+    assert (cache_dir / "CACHEDIR.TAG").exists()
+    data = json.loads(document_path(cache_dir).read_text(encoding="utf-8"))
+    assert data["magic"] == "esper-lint-cache" and data["format"] == 1
+    assert sorted(data["files"]) == ["pkg/broken.py", "pkg/plain.py", "pkg/train.py"]
+    assert run(project) == first
+
+
+def test_a_hit_answers_without_recomputing(project: Path) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    assert has_sentinel(run(project))
+
+
+def test_a_copied_file_is_answered_by_its_content_hash(project: Path) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    (project / "pkg" / "copy.py").write_text(CANDIDATE, encoding="utf-8")
+    result = run(project)
+    assert {d.path for d in result.diagnostics if d.message == "planted by the test"} == {
+        str(project / "pkg" / "copy.py"),
+        str(project / "pkg" / "train.py"),
+    }
+
+
+def test_changed_content_invalidates(project: Path) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    (project / "pkg" / "train.py").write_text(CANDIDATE + "\n", encoding="utf-8")
+    assert not has_sentinel(run(project))
+
+
+def test_same_size_rewrite_is_detected_even_with_trusted_signatures(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(esper_lint.cache, "RACY_WINDOW_NS", 0)  # trust every signature
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    assert has_sentinel(run(project))  # the signature shortcut answers
+    target = project / "pkg" / "train.py"
+    before = target.stat()
+    target.write_text(CANDIDATE.replace("slots", "items"), encoding="utf-8")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime
+    assert target.stat().st_size == before.st_size
+    assert not has_sentinel(run(project))  # ctime still moved
+
+
+def test_tool_version_invalidates(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    monkeypatch.setattr(esper_lint, "__version__", "99.0.0")
+    assert not has_sentinel(run(project))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"extend_symmetric_calls": ("sync_alpha",)},
+        {"extend_rank_sources": ("is_coordinator",)},
+        {"extend_data_sources": ("stream",)},
+    ],
+)
+def test_analysis_configuration_invalidates(project: Path, change: dict[str, object]) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    assert not has_sentinel(run(project, Config(root=project, **change)))  # type: ignore[arg-type]
+    assert has_sentinel(run(project))  # the original configuration's document is intact
+
+
+def test_select_and_ignore_do_not_invalidate(project: Path) -> None:
+    run(project, Config(root=project, ignore=("ESP001",)))
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    assert not has_sentinel(run(project, Config(root=project, ignore=("ESP001",))))
+    assert has_sentinel(run(project, Config(root=project, select=("ESP001",))))
+
+
+GARBAGE = [
+    b"",
+    b"\x00\xff\xfe garbage",
+    b'{"magic": "esper-lint-cache", "format": 1, "key": "',  # truncated
+    b"[1, 2, 3]",
+    b'{"magic": "someone-else", "format": 1, "files": {}}',
+    b"[" * 100_000,  # deep nesting
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=range(len(GARBAGE)))
+def test_corrupt_documents_are_ignored_and_rebuilt(project: Path, garbage: bytes) -> None:
+    expected = run(project, use_cache=False)
+    run(project)
+    document = document_path(project / ".esper_lint_cache")
+    document.write_bytes(garbage)
+    assert run(project) == expected
+    assert json.loads(document.read_bytes())["magic"] == "esper-lint-cache"
+    assert run(project) == expected
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "not a list",
+        [None, "ab", True, []],  # digest of the wrong length
+        [None, "0" * 32, "yes", []],
+        [None, "0" * 32, True, [[1, 2, 3]]],
+        [None, "0" * 32, True, [["1", 1, 1, 1, "ESP001", "m"]]],
+        [[1, 2, 3], "0" * 32, True, []],
+        [[1, 2, 3, "4"], "0" * 32, True, []],
+        [None, "0" * 32, True, [], "extra"],
+    ],
+)
+def test_malformed_entries_are_ignored(project: Path, entry: object) -> None:
+    expected = run(project, use_cache=False)
+    run(project)
+    document = document_path(project / ".esper_lint_cache")
+    data = json.loads(document.read_text(encoding="utf-8"))
+    data["files"] = {key: entry for key in data["files"]}
+    document.write_text(json.dumps(data), encoding="utf-8")
+    assert run(project) == expected
+
+
+def test_a_foreign_key_is_not_trusted(project: Path) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    document = document_path(project / ".esper_lint_cache")
+    data = json.loads(document.read_text(encoding="utf-8"))
+    data["key"] = "0" * 24
+    document.write_text(json.dumps(data), encoding="utf-8")
+    assert not has_sentinel(run(project))
+
+
+def test_no_cache_neither_reads_nor_writes(project: Path) -> None:
+    run(project)
+    plant_sentinel(project / ".esper_lint_cache", "pkg/train.py")
+    assert not has_sentinel(run(project, use_cache=False))
+    other = project.parent / "other"
+    other.mkdir()
+    (other / "a.py").write_text(CANDIDATE, encoding="utf-8")
+    run(other, use_cache=False)
+    assert not (other / ".esper_lint_cache").exists()
+
+
+def test_environment_variable_moves_the_cache(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moved = tmp_path / "elsewhere"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(moved))
+    assert resolve_cache_dir(Config(root=project), None) == moved
+    assert resolve_cache_dir(Config(root=project), tmp_path / "explicit") == tmp_path / "explicit"
+    run(project)
+    assert document_path(moved).exists()
+    assert not (project / ".esper_lint_cache").exists()
+
+
+def test_unwritable_cache_location_degrades_with_one_warning(project: Path) -> None:
+    expected = run(project, use_cache=False)
+    blocker = project.parent / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    result = run(project, cache_dir=blocker / "cache")
+    assert result.diagnostics == expected.diagnostics
+    assert len(result.warnings) == 1
+    assert "not writable" in result.warnings[0] and str(blocker / "cache") in result.warnings[0]
+
+
+@pytest.fixture()
+def read_only_directory(tmp_path: Path) -> Iterator[Path]:
+    """A directory this process cannot write to.
+
+    Permission bits don't stop root, so as root this is a sysfs directory, where even root
+    can't create files; elsewhere it is a directory with mode 0o555.
+    """
+    if os.geteuid() != 0:
+        directory = tmp_path / "read-only"
+        directory.mkdir()
+        directory.chmod(0o555)
+        yield directory
+        directory.chmod(0o755)
+        return
+    directory = Path("/sys/kernel")
+    try:
+        (directory / "esper-lint-probe").mkdir()
+    except OSError:
+        yield directory
+        return
+    (directory / "esper-lint-probe").rmdir()
+    pytest.skip("no directory here is read-only for root")
+
+
+def test_read_only_cache_directory_degrades_with_one_warning(
+    project: Path, read_only_directory: Path
+) -> None:
+    expected = run(project, use_cache=False)
+    before = sorted(os.listdir(read_only_directory))
+    for _ in range(2):
+        result = run(project, cache_dir=read_only_directory)
+        assert result.diagnostics == expected.diagnostics
+        assert len(result.warnings) == 1 and "not writable" in result.warnings[0]
+    assert sorted(os.listdir(read_only_directory)) == before
+
+
+CONCURRENT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from esper_lint.config import Config
+    from esper_lint.engine import lint_paths
+    root = Path(sys.argv[1])
+    outputs = []
+    for _ in range(int(sys.argv[2])):
+        result = lint_paths([root], Config(root=root), jobs=1)
+        outputs.append([[d.path, d.line, d.column, d.code, d.message] for d in result.diagnostics])
+    print(json.dumps(outputs))
+    """
+)
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_runs_never_corrupt_results(project: Path) -> None:
+    for index in range(12):
+        text = CANDIDATE if index % 3 else BROKEN_CANDIDATE
+        (project / "pkg" / f"extra_{index}.py").write_text(text + f"# {index}\n", encoding="utf-8")
+    expected = [
+        [d.path, d.line, d.column, d.code, d.message]
+        for d in run(project, use_cache=False).diagnostics
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_SCRIPT, str(project), "5"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        stdout, _ = process.communicate(timeout=100)
+        assert process.returncode == 0
+        assert all(output == expected for output in json.loads(stdout))
+    assert json.loads(document_path(project / ".esper_lint_cache").read_bytes())["files"]
+
+
+def test_entry_keys_are_relative_to_the_root(project: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c", Config(root=project))
+    assert cache.entry_key(project / "pkg" / "train.py") == os.path.join("pkg", "train.py")
+    assert cache.entry_key(tmp_path / "outside.py") == str(tmp_path / "outside.py")
