@@ -414,3 +414,23 @@ def test_definitions_references_strings_and_comments_are_not_calls() -> None:
             # slot.step_epoch()
     """
     assert found(source) == set()
+
+
+def test_kinds_are_compared_apart_on_the_branches() -> None:
+    # The barrier runs once on every rank; only the lifecycle call is rank 0's alone.
+    source = """
+    import torch.distributed as dist
+
+    def f(slot, rank):
+        if rank == 0:
+            slot.step_epoch()
+            dist.barrier()
+        else:
+            dist.barrier()
+        if rank != 0:
+            dist.barrier()
+        if rank == 0:
+            slot.advance_stage()
+            dist.barrier()
+    """
+    assert found(source) == {(5, "ESP001"), (12, "ESP001")}

@@ -124,7 +124,7 @@ class SymmetricCall:
     @property
     def condition(self) -> Condition | None:
         """The rank-dependent condition (or rank-only decorator) controlling this call."""
-        return controlling_condition(self.record.context)
+        return controlling_condition(self.record.context, self.kind.value)
 
     @property
     def data_loop(self) -> Loop | None:
