@@ -434,3 +434,17 @@ def test_kinds_are_compared_apart_on_the_branches() -> None:
             dist.barrier()
     """
     assert found(source) == {(5, "ESP001"), (12, "ESP001")}
+
+
+def test_a_bare_reraise_is_not_an_early_exit() -> None:
+    source = """
+    def main(accelerator, path):
+        if accelerator.is_main_process:
+            try:
+                check(path)
+            except AssertionError:
+                path.unlink()
+                raise
+        accelerator.wait_for_everyone()
+    """
+    assert found(source) == set()

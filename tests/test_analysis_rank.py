@@ -37,6 +37,8 @@ RANK_TESTS = [
     "args.local_rank in (-1, 0)",
     "local_rank in [-1, 0]",
     "not is_main_process",
+    "rank > 0",
+    "local_rank <= 0",
 ]
 
 
@@ -64,6 +66,10 @@ SYMMETRIC_TESTS = [
     "local_rank != -1",
     "-1 == args.local_rank",
     "args.local_rank != -1",
+    "dist.get_rank() > -1",
+    "-1 < local_rank",
+    "local_rank >= 0",
+    "0 > local_rank",
     "epoch % 10 == 0",
     "cfg.use_seeds",
     "slot.stage == 'TRAINING'",

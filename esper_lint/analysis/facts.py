@@ -662,8 +662,9 @@ class _Walker:
         return self._exit(ExitKind.RETURN, node)
 
     def _raise(self, node: cst.Raise) -> Exits:
-        if node.exc is not None:
-            self.expr(node.exc)
+        if node.exc is None:
+            return ()  # a bare re-raise lets an error through; it is no way to skip work on a rank
+        self.expr(node.exc)
         return self._exit(ExitKind.RAISE, node)
 
     def _break(self, node: cst.Break) -> Exits:

@@ -186,13 +186,21 @@ def is_minus_one(node: cst.BaseExpression) -> bool:
 
 
 def is_distributed_mode_check(node: cst.Comparison) -> bool:
-    """``local_rank == -1`` / ``!= -1`` (either side): the same answer on every rank."""
+    """Whether a rank is set at all, not which one: the same answer on every rank of a DDP job.
+
+    ``local_rank == -1``, ``!= -1``, ``> -1``, ``<= -1``, ``>= 0``, ``< 0``, either side.
+    """
     if len(node.comparisons) != 1:
         return False
-    target = node.comparisons[0]
-    if not isinstance(target.operator, (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)):
-        return False
-    return is_minus_one(target.comparator) or is_minus_one(node.left)
+    operator, constant = node.comparisons[0].operator, node.comparisons[0].comparator
+    if is_minus_one(node.left) or _is_zero(node.left):
+        operator, constant = _mirror(operator), node.left
+    if is_minus_one(constant):
+        return isinstance(
+            operator,
+            (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot, cst.GreaterThan, cst.LessThanEqual),
+        )
+    return _is_zero(constant) and isinstance(operator, (cst.GreaterThanEqual, cst.LessThan))
 
 
 class Polarity(Enum):
