@@ -71,16 +71,16 @@ class Rule:
             f"# {cls.code}: {cls.name}\n",
             f"{cls.summary}\n",
             "## What it does\n",
-            f"{_dedent(cls.what_it_does)}\n",
+            _dedent(cls.what_it_does),
             "## Why is this bad?\n",
-            f"{_dedent(cls.why_bad)}\n",
+            _dedent(cls.why_bad),
             "## Example\n",
             f"```python\n{_dedent(cls.example)}```\n",
             "## Use instead\n",
             f"```python\n{_dedent(cls.use_instead)}```\n",
         ]
         if cls.known_limits:
-            sections += ["## Known limits\n", f"{_dedent(cls.known_limits)}\n"]
+            sections += ["## Known limits\n", _dedent(cls.known_limits)]
         return "\n".join(sections)
 
 
