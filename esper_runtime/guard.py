@@ -1,0 +1,383 @@
+"""``wrap_slots`` and ``SlotGuard``: check every slot call across ranks and share rank src's state.
+
+The slots are patched in place: ``step_epoch`` and ``advance_stage`` become instance
+attributes that shadow the class's methods. There is no proxy, so parameters, ``state_dict``
+keys, DDP wrapping and ``torch.compile`` of ``forward`` see the same module as before, and
+``unwrap()`` deletes the instance attributes again.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .adapters import SeedSlotAdapter, SlotAdapter
+from .errors import DesyncError
+from .protocol import (
+    GUARD_TRIGGER,
+    CallKind,
+    SideChannel,
+    SlotSnapshot,
+    WrapRequest,
+    decode_fingerprint,
+    describe_divergence,
+    encode_fingerprint,
+    names_hash,
+    open_side_channel,
+)
+
+__all__ = ["SlotGuard", "wrap_slots"]
+
+_PATCHED_METHODS = ("step_epoch", "advance_stage")
+
+
+class _Registry:
+    """Slot -> the guard that wraps it, by identity (slots may be unhashable dataclasses).
+
+    Entries hold a weak reference to the slot when it allows one, so a dropped model does not
+    stay "wrapped" and a recycled id() is not mistaken for it.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Callable[[], Any], SlotGuard]] = {}
+
+    def get(self, slot: Any) -> SlotGuard | None:
+        entry = self._entries.get(id(slot))
+        if entry is None or entry[0]() is not slot:
+            return None
+        return entry[1]
+
+    def set(self, slot: Any, guard: SlotGuard) -> None:
+        try:
+            ref: Callable[[], Any] = weakref.ref(slot)
+        except TypeError:  # no __weakref__ slot: keep it alive while wrapped
+            ref = functools.partial(lambda kept: kept, slot)
+        self._entries[id(slot)] = (ref, guard)
+
+    def discard(self, slot: Any, guard: SlotGuard) -> None:
+        if self.get(slot) is guard:
+            del self._entries[id(slot)]
+
+
+_guard_of = _Registry()
+
+
+@dataclass
+class _Wrapped:
+    name: str
+    slot: Any
+    step_calls: int = 0
+    advance_calls: int = 0
+
+
+def wrap_slots(
+    target: nn.Module | Iterable[Any],
+    *,
+    group: dist.ProcessGroup | None = None,
+    src: int = 0,
+    timeout: float | timedelta = 60.0,
+    adapter: SlotAdapter | None = None,
+) -> SlotGuard:
+    """Guard the slots in ``target`` so that every rank stays in step and uses rank ``src``'s state.
+
+    ``target`` is an ``nn.Module`` (every submodule the adapter recognises as a slot is wrapped,
+    the module itself included) or an iterable of slots. ``group`` is the process group whose
+    ranks must agree (default: the world); ``src`` is a global rank of that group.
+    ``timeout`` (seconds or a ``timedelta``) bounds every guarded wait.
+
+    With several ranks this is itself a collective: every rank of ``group`` must call it, in the
+    same order relative to other ``wrap_slots``/``new_group`` calls. Without an initialised
+    process group, or with one rank, the guard is a no-op and the slots are not patched.
+    """
+    slot_adapter: SlotAdapter = adapter if adapter is not None else SeedSlotAdapter()
+    named = _collect_slots(target, slot_adapter)
+    seconds = _seconds(timeout)
+    for name, slot in named:
+        owner = _guard_of.get(slot)
+        if owner is not None:
+            raise ValueError(
+                f"slot {name!r} ({type(slot).__name__}) is already wrapped by another SlotGuard; "
+                "call unwrap() on that guard before wrapping it again"
+            )
+    ranks = _participating_ranks(group)
+    channel: SideChannel | None = None
+    if ranks is not None:
+        if src not in ranks:
+            raise ValueError(f"src={src} is not a rank of the group (ranks {list(ranks)})")
+        request = WrapRequest(len(named), names_hash([n for n, _ in named]), src, seconds)
+        channel = open_side_channel(
+            ranks, request, subgroup=group is not None and len(ranks) != dist.get_world_size()
+        )
+    guard = SlotGuard(named, slot_adapter, channel)
+    guard._install()
+    return guard
+
+
+class SlotGuard:
+    """The handle returned by :func:`wrap_slots`."""
+
+    def __init__(
+        self,
+        named_slots: Sequence[tuple[str, Any]],
+        adapter: SlotAdapter,
+        channel: SideChannel | None,
+    ) -> None:
+        self._wrapped = [_Wrapped(name, slot) for name, slot in named_slots]
+        self._adapter = adapter
+        self._channel = channel
+        self._name_hash = names_hash([name for name, _ in named_slots])
+        self._batch_depth = 0
+        self._pending_sync = False
+        self._syncs = 0
+        self._failure: DesyncError | None = None
+        self._installed = False
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def slots(self) -> tuple[Any, ...]:
+        """The wrapped slots, in wrap order."""
+        return tuple(w.slot for w in self._wrapped)
+
+    @property
+    def slot_names(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self._wrapped)
+
+    @property
+    def active(self) -> bool:
+        """False when the guard is a no-op (no process group, or a world of one rank)."""
+        return self._channel is not None
+
+    def step_epoch(self) -> None:
+        """Tick every wrapped slot once, then sync once (two collectives in all)."""
+        with self.batched():
+            for wrapped in self._wrapped:
+                wrapped.slot.step_epoch()
+
+    @contextmanager
+    def batched(self) -> Iterator[SlotGuard]:
+        """Defer the syncs of the ``step_epoch`` calls inside the block to one sync at exit.
+
+        ``advance_stage`` calls are still pre-checked one by one (they are collectives). If the
+        block raises, the deferred sync is skipped: the next sync reports the mismatch.
+        """
+        self._batch_depth += 1
+        completed = False
+        try:
+            yield self
+            completed = True
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and self._pending_sync:
+                self._pending_sync = False
+                if completed:
+                    self._sync_epoch()
+
+    def unwrap(self) -> None:
+        """Restore the slots' own methods. Local (not a collective); safe to call twice.
+
+        A sync deferred by an enclosing ``batched()`` block is dropped, and the side process
+        group is destroyed (a local operation): a rank still syncing with this one gets a
+        ``DesyncTimeout``. The guard is inactive afterwards.
+        """
+        self._pending_sync = False
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        for wrapped in self._wrapped:
+            if self._installed:
+                for method in _PATCHED_METHODS:
+                    wrapped.slot.__dict__.pop(method, None)
+            _guard_of.discard(wrapped.slot, self)
+        self._installed = False
+
+    def __repr__(self) -> str:
+        mode = "active" if self.active else "no-op"
+        return f"<SlotGuard {mode}, {len(self._wrapped)} slot(s), {self._syncs} sync(s)>"
+
+    # ------------------------------------------------------------------ patching
+
+    def _install(self) -> None:
+        for wrapped in self._wrapped:
+            _guard_of.set(wrapped.slot, self)
+        if self._channel is None:
+            return
+        for wrapped in self._wrapped:
+            for method in _PATCHED_METHODS:
+                if method in wrapped.slot.__dict__:
+                    self.unwrap()
+                    raise ValueError(
+                        f"slot {wrapped.name!r} already has an instance attribute {method!r} "
+                        "(patched by something else); esper_runtime will not shadow it"
+                    )
+        for index, wrapped in enumerate(self._wrapped):
+            slot = wrapped.slot
+            slot.__dict__["step_epoch"] = self._guarded_step_epoch(index, wrapped, slot.step_epoch)
+            slot.__dict__["advance_stage"] = self._guarded_advance_stage(
+                index, wrapped, slot.advance_stage
+            )
+        self._installed = True
+
+    def _guarded_step_epoch(
+        self, index: int, wrapped: _Wrapped, original: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def step_epoch(*args: Any, **kwargs: Any) -> Any:
+            self._raise_if_failed()
+            result = original(*args, **kwargs)
+            wrapped.step_calls += 1
+            if self._batch_depth:
+                self._pending_sync = True
+            else:
+                self._sync_epoch(index)
+            return result
+
+        return step_epoch
+
+    def _guarded_advance_stage(
+        self, index: int, wrapped: _Wrapped, original: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def advance_stage(*args: Any, **kwargs: Any) -> Any:
+            self._raise_if_failed()
+            wrapped.advance_calls += 1
+            self._check(CallKind.ADVANCE_STAGE, f"{wrapped.name}.advance_stage() pre-check", index)
+            return original(*args, **kwargs)
+
+        return advance_stage
+
+    # ------------------------------------------------------------------ syncing
+
+    def _sync_epoch(self, trigger: int = GUARD_TRIGGER) -> None:
+        self._check(CallKind.STEP_EPOCH, "step_epoch sync", trigger)
+        self._adopt_source_state()
+
+    def _check(self, kind: CallKind, call: str, trigger: int) -> None:
+        channel = self._require_channel()
+        self._syncs += 1
+        label = f"{call} #{self._syncs}"
+        mine = encode_fingerprint(kind, self._syncs, self._name_hash, self._snapshots(), trigger)
+        try:
+            rows = channel.all_gather(mine, self._syncs, label)
+        except DesyncError as error:
+            self._failure = error
+            raise
+        if all(torch.equal(row, mine) for row in rows):
+            return
+        decoded = [decode_fingerprint(row) for row in rows]
+        divergence = describe_divergence(
+            decoded, channel.global_ranks, self.slot_names, self._stage_label
+        )
+        if divergence is not None:
+            self._failure = DesyncError(
+                f"esper_runtime: ranks are out of step at {label} (seen from rank "
+                f"{channel.rank}); {divergence}"
+            )
+            raise self._failure
+
+    def _adopt_source_state(self) -> None:
+        channel = self._require_channel()
+        if not self._wrapped:
+            return
+        local = self._read_states()
+        state = local.clone()  # src sends its own; the others receive into it
+        try:
+            channel.broadcast(state, self._syncs, f"step_epoch state broadcast #{self._syncs}")
+        except DesyncError as error:
+            self._failure = error
+            raise
+        if channel.rank == channel.src:
+            return
+        # Write only the slots that differ: in a healthy run the ranks ticked to the same state.
+        changed = (state != local).any(dim=1).tolist()
+        for wrapped, values, differs in zip(self._wrapped, state.tolist(), changed, strict=True):
+            if differs and self._adapter.stage(wrapped.slot) is not None:
+                self._adapter.write_state(wrapped.slot, values)
+
+    def _read_states(self) -> torch.Tensor:
+        """Every slot's state vector, one row per slot (float64)."""
+        size = self._adapter.state_size
+        values = [v for w in self._wrapped for v in self._adapter.read_state(w.slot)]
+        return torch.tensor(values, dtype=torch.float64).view(len(self._wrapped), size)
+
+    def _snapshots(self) -> list[SlotSnapshot]:
+        snapshots = []
+        for wrapped in self._wrapped:
+            stage = self._adapter.stage(wrapped.slot)
+            snapshots.append(
+                SlotSnapshot(
+                    wrapped.step_calls, wrapped.advance_calls, -1 if stage is None else stage
+                )
+            )
+        return snapshots
+
+    def _stage_label(self, slot_index: int, stage: int) -> str:
+        return self._adapter.stage_label(self._wrapped[slot_index].slot, stage)
+
+    def _require_channel(self) -> SideChannel:
+        if self._channel is None:  # pragma: no cover - patched methods exist only when active
+            raise RuntimeError("esper_runtime: no side channel on a no-op guard")
+        return self._channel
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            first_line = str(self._failure).splitlines()[0]
+            raise DesyncError(
+                "esper_runtime: this guard already failed and its side process group is "
+                f"unusable; unwrap() it and restart the job. First failure: {first_line}"
+            )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _collect_slots(
+    target: nn.Module | Iterable[Any], adapter: SlotAdapter
+) -> list[tuple[str, Any]]:
+    if isinstance(target, nn.Module):
+        return [
+            (name or "<root>", module)
+            for name, module in target.named_modules()
+            if adapter.is_slot(module)
+        ]
+    named: list[tuple[str, Any]] = []
+    seen: set[int] = set()
+    for index, slot in enumerate(target):
+        if not adapter.is_slot(slot):
+            raise TypeError(
+                f"item {index} ({type(slot).__name__}) is not a slot for {type(adapter).__name__}"
+            )
+        if id(slot) in seen:
+            continue
+        seen.add(id(slot))
+        named.append((f"slots[{index}]", slot))
+    return named
+
+
+def _seconds(timeout: float | timedelta) -> float:
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    if not seconds > 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    return seconds
+
+
+def _participating_ranks(group: dist.ProcessGroup | None) -> tuple[int, ...] | None:
+    """Global ranks that must agree, or None when the guard is a no-op on this rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    if group is None:
+        world = dist.get_world_size()
+        return tuple(range(world)) if world > 1 else None
+    if dist.get_rank(group) < 0:  # this rank is not a member of ``group``
+        return None
+    ranks = tuple(dist.get_process_group_ranks(group))
+    return ranks if len(ranks) > 1 else None

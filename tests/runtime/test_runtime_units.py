@@ -1,0 +1,375 @@
+"""In-process tests: the no-op mode, the adapter, the fingerprint report, the reference slot."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from enum import IntEnum
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from esper_runtime import DesyncError, DesyncTimeout, SeedSlotAdapter, SlotAdapter, wrap_slots
+from esper_runtime.adapters import CONTROLLER_FIELDS
+from esper_runtime.protocol import (
+    CallKind,
+    SlotSnapshot,
+    decode_fingerprint,
+    describe_divergence,
+    encode_fingerprint,
+    names_hash,
+)
+from esper_runtime.testing import AlphaMode, ReferenceSlot, SeedStage
+
+# --------------------------------------------------------------------------- no process group
+
+
+def test_without_process_group_the_guard_is_a_transparent_no_op() -> None:
+    assert not dist.is_initialized()
+    slots = [ReferenceSlot(4, "linear"), ReferenceSlot(4, "cosine")]
+    plain = [ReferenceSlot(4, "linear"), ReferenceSlot(4, "cosine")]
+    guard = wrap_slots(slots)
+    assert not guard.active
+    assert guard.slots == tuple(slots)
+    for slot in slots:
+        assert "step_epoch" not in slot.__dict__  # nothing patched: the class method runs
+        assert "advance_stage" not in slot.__dict__
+    for _ in range(3):
+        guard.step_epoch()
+        with guard.batched():
+            slots[0].step_epoch()
+            slots[1].step_epoch()
+        for slot in plain:
+            slot.step_epoch()
+            slot.step_epoch()
+    assert [s.alpha for s in slots] == [s.alpha for s in plain]
+    assert slots[0].advance_stage().passed
+    guard.unwrap()
+
+
+def test_no_op_guard_step_epoch_overhead_is_negligible() -> None:
+    slots = [ReferenceSlot(10**9) for _ in range(8)]
+    guard = wrap_slots(slots)
+
+    def best_of(fn: Any) -> float:
+        timings = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(200):
+                fn()
+            timings.append(time.perf_counter() - start)
+        return min(timings)
+
+    def direct() -> None:
+        for slot in slots:
+            slot.step_epoch()
+
+    # Generous bound: a context manager and a loop, no collectives, no copies of state.
+    assert best_of(guard.step_epoch) < best_of(direct) * 3 + 0.005
+
+
+@pytest.fixture
+def single_rank_group() -> Iterator[None]:
+    with tempfile.TemporaryDirectory() as workdir:
+        dist.init_process_group(
+            "gloo",
+            init_method=f"file://{workdir}/rdv",
+            rank=0,
+            world_size=1,
+            timeout=timedelta(seconds=30),
+        )
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_world_size_one_is_a_no_op(single_rank_group: None) -> None:
+    slot = ReferenceSlot(4)
+    guard = wrap_slots([slot], timeout=1)
+    assert not guard.active
+    assert "step_epoch" not in slot.__dict__
+    guard.step_epoch()
+    assert slot.alpha == pytest.approx(0.25)
+
+
+# --------------------------------------------------------------------------- wrapping rules
+
+
+def test_wrapping_a_wrapped_slot_raises_until_unwrapped() -> None:
+    slot = ReferenceSlot()
+    guard = wrap_slots([slot])
+    with pytest.raises(ValueError, match="already wrapped by another SlotGuard"):
+        wrap_slots([slot])
+    guard.unwrap()
+    guard.unwrap()  # idempotent
+    wrap_slots([slot]).unwrap()
+
+
+def test_module_target_finds_nested_slots_and_iterables_are_checked() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), ReferenceSlot(), nn.Sequential(ReferenceSlot()))
+    guard = wrap_slots(model)
+    assert guard.slot_names == ("1", "2.0")
+    guard.unwrap()
+    with pytest.raises(TypeError, match="is not a slot"):
+        wrap_slots([nn.Linear(2, 2)])
+    slot = ReferenceSlot()
+    assert wrap_slots([slot, slot]).slots == (slot,)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, timedelta(0)])
+def test_timeout_must_be_positive(bad: Any) -> None:
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        wrap_slots([ReferenceSlot()], timeout=bad)
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+def test_adapter_round_trip_copies_every_field_through_set_alpha() -> None:
+    adapter = SeedSlotAdapter()
+    assert isinstance(adapter, SlotAdapter)
+    source, target = ReferenceSlot(8, "sigmoid"), ReferenceSlot(3, "linear")
+    for _ in range(5):
+        source.step_epoch()
+    target(torch.ones(1, 4))  # caches alpha
+    calls: list[float] = []
+    original = target.set_alpha
+
+    def recording_set_alpha(value: float) -> None:
+        calls.append(value)
+        original(value)
+
+    target.set_alpha = recording_set_alpha  # type: ignore[method-assign]
+    values = adapter.read_state(source)
+    assert len(values) == adapter.state_size == 1 + len(CONTROLLER_FIELDS)
+    adapter.write_state(target, values)
+    assert target.state is not None and source.state is not None
+    assert dataclasses.asdict(target.state.alpha_controller) == dataclasses.asdict(
+        source.state.alpha_controller
+    )
+    assert type(target.state.alpha_controller.alpha_curve) is type(
+        source.state.alpha_controller.alpha_curve
+    )
+    assert calls == [source.alpha]
+    assert float(target._alpha_tensor(torch.ones(1))) == pytest.approx(source.alpha)
+    # Ticks after the copy agree too: the step counters and the curve were copied.
+    source.step_epoch()
+    target.step_epoch()
+    assert target.alpha == source.alpha
+
+
+def test_adapter_handles_frozen_controllers_and_empty_slots() -> None:
+    class Mode(IntEnum):
+        HOLD = 0
+        UP = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class FrozenController:
+        alpha: float = 0.0
+        alpha_start: float = 0.0
+        alpha_target: float = 1.0
+        alpha_mode: Mode = Mode.UP
+        alpha_curve: Mode = Mode.HOLD
+        alpha_steepness: float = 1.0
+        alpha_steps_total: int = 4
+        alpha_steps_done: int = 0
+
+    @dataclasses.dataclass
+    class State:
+        stage: SeedStage
+        alpha: float
+        alpha_controller: FrozenController
+
+    class FrozenSlot:
+        def __init__(self) -> None:
+            self.state: State | None = State(SeedStage.BLENDING, 0.0, FrozenController())
+
+        def step_epoch(self) -> None: ...
+        def advance_stage(self, target_stage: int | None = None) -> None: ...
+
+        def set_alpha(self, value: float) -> None:
+            assert self.state is not None
+            self.state.alpha = value
+            ctrl = dataclasses.replace(self.state.alpha_controller, alpha=value)
+            self.state.alpha_controller = ctrl
+
+    adapter = SeedSlotAdapter()
+    slot = FrozenSlot()
+    adapter.write_state(slot, [0.5, 0.5, 0.0, 1.0, 0.0, 1.0, 2.0, 4.0, 2.0])
+    assert slot.state is not None
+    assert slot.state.alpha_controller.alpha_steps_done == 2
+    assert slot.state.alpha_controller.alpha_mode is Mode.HOLD
+    assert slot.state.alpha == 0.5
+    slot.state = None
+    assert adapter.read_state(slot) == [0.0] * adapter.state_size
+    assert adapter.stage(slot) is None
+    adapter.write_state(slot, [1.0] * adapter.state_size)  # nothing to write into
+
+
+# --------------------------------------------------------------------------- fingerprint report
+
+
+def _row(kind: CallKind, number: int, slots: list[tuple[int, int, int]], trigger: int = -1) -> Any:
+    snapshots = [SlotSnapshot(*s) for s in slots]
+    return decode_fingerprint(encode_fingerprint(kind, number, 7, snapshots, trigger))
+
+
+def _label(index: int, stage: int) -> str:
+    return SeedStage(stage).name
+
+
+def test_fingerprint_round_trip_and_agreement() -> None:
+    row = _row(CallKind.STEP_EPOCH, 3, [(3, 1, 3), (3, 0, -1)])
+    assert row.slots[1].has_seed is False and row.slots[0].stage == 3
+    assert describe_divergence([row, row], [0, 1], ["a", "b"], _label) is None
+    assert names_hash(["a", "b"]) == names_hash(["a", "b"]) != names_hash(["ab"])
+
+
+def test_divergence_names_the_call_the_slot_and_tabulates_per_rank() -> None:
+    rows = [
+        _row(CallKind.ADVANCE_STAGE, 3, [(2, 1, 3), (2, 0, 3)], trigger=0),
+        _row(CallKind.STEP_EPOCH, 3, [(3, 0, 3), (3, 0, 3)]),
+        _row(CallKind.STEP_EPOCH, 3, [(3, 0, 3), (3, 0, 3)]),
+    ]
+    text = describe_divergence(rows, [0, 1, 2], ["enc.slot", "dec.slot"], _label)
+    assert text is not None
+    headline, *table = text.splitlines()
+    assert "rank 0 is in enc.slot.advance_stage()" in headline
+    assert "rank 1 is in guard.step_epoch()/batched()" in headline
+    assert "at slot 'enc.slot': step_epoch() call counts differ (rank 0: 2, rank 1: 3" in headline
+    assert table[0].split() == [
+        "rank",
+        "sync",
+        "in",
+        "call",
+        "slot",
+        "step_epoch",
+        "#",
+        "advance_stage",
+        "#",
+        "stage",
+    ]
+    assert table[1].split() == [
+        "0",
+        "#3",
+        "enc.slot.advance_stage()",
+        "enc.slot",
+        "2",
+        "1",
+        "BLENDING",
+    ]
+    assert len(table) == 4
+
+
+def test_divergence_reports_stage_and_seed_differences() -> None:
+    rows = [_row(CallKind.STEP_EPOCH, 1, [(1, 0, 3)]), _row(CallKind.STEP_EPOCH, 1, [(1, 0, 4)])]
+    text = describe_divergence(rows, [0, 1], ["s"], _label)
+    assert text is not None and "stages differ (rank 0: 3, rank 1: 4)" in text
+    assert "HOLDING" in text
+    rows = [_row(CallKind.STEP_EPOCH, 1, [(1, 0, 3)]), _row(CallKind.STEP_EPOCH, 1, [(1, 0, -1)])]
+    text = describe_divergence(rows, [0, 1], ["s"], _label)
+    assert text is not None and "has-seed differs" in text and "empty" in text
+
+
+# --------------------------------------------------------------------------- errors, reference
+
+
+def test_errors_pickle_with_their_details() -> None:
+    error = pickle.loads(pickle.dumps(DesyncTimeout("late", missing_ranks=(2, 3), call="sync #4")))
+    assert isinstance(error, DesyncTimeout)
+    assert (str(error), error.missing_ranks, error.call) == ("late", (2, 3), "sync #4")
+    assert str(pickle.loads(pickle.dumps(DesyncError("table")))) == "table"
+
+
+@pytest.mark.parametrize("curve", ["linear", "cosine", "sigmoid"])
+def test_reference_slot_ramps_to_target_and_holds(curve: str) -> None:
+    slot = ReferenceSlot(5, curve)
+    alphas = []
+    for _ in range(7):
+        slot.step_epoch()
+        alphas.append(slot.alpha)
+    assert alphas == sorted(alphas) and alphas[0] > 0.0
+    assert alphas[4:] == [1.0, 1.0, 1.0]
+    assert slot.state is not None and slot.state.alpha_controller.alpha_mode is AlphaMode.HOLD
+    assert 0.0 < alphas[1] < 1.0
+
+
+def test_reference_slot_curves_differ_and_forward_blends() -> None:
+    mid = {c: ReferenceSlot(4, c) for c in ("linear", "cosine", "sigmoid")}
+    for slot in mid.values():
+        slot.step_epoch()
+    assert len({s.alpha for s in mid.values()}) == 3
+    slot = ReferenceSlot(4, features=3)
+    x = torch.randn(2, 3)
+    host = slot.host(x)
+    assert torch.allclose(slot(x), host)  # alpha 0: host path only
+    slot.set_alpha(1.0)
+    assert torch.allclose(slot(x), slot.seed(host))  # alpha 1: seed path only
+    empty = ReferenceSlot(seeded=False)
+    assert empty.state is None and not empty.advance_stage().passed
+    empty.step_epoch()
+
+
+def test_reference_slot_advance_stage() -> None:
+    slot = ReferenceSlot()
+    result = slot.advance_stage()
+    assert result.passed and result.stage is SeedStage.HOLDING
+    assert not slot.advance_stage(SeedStage.BLENDING).passed  # no going back
+    slot.step_epoch()  # not BLENDING: no tick
+    assert slot.alpha == 0.0
+
+
+class _CounterAdapter:
+    """A custom adapter: the "slot" is a plain dataclass with a float and a step counter."""
+
+    state_size = 2
+
+    def is_slot(self, obj: object) -> bool:
+        return isinstance(obj, _CounterSlot)
+
+    def stage(self, slot: Any) -> int | None:
+        return 0
+
+    def stage_label(self, slot: Any, stage: int) -> str:
+        return "ON"
+
+    def read_state(self, slot: Any) -> list[float]:
+        return [slot.value, float(slot.steps)]
+
+    def write_state(self, slot: Any, values: Any) -> None:
+        slot.value, slot.steps = float(values[0]), int(values[1])
+
+
+@dataclasses.dataclass
+class _CounterSlot:  # eq=True makes it unhashable: the registry must not need hashing
+    value: float = 0.0
+    steps: int = 0
+
+    def step_epoch(self) -> None:
+        self.steps += 1
+
+    def advance_stage(self, target_stage: int | None = None) -> None:
+        return None
+
+
+def test_custom_adapter_and_unhashable_slots() -> None:
+    adapter = _CounterAdapter()
+    assert isinstance(adapter, SlotAdapter)
+    slot = _CounterSlot()
+    guard = wrap_slots([slot], adapter=adapter)
+    with pytest.raises(ValueError, match="already wrapped"):
+        wrap_slots([slot], adapter=adapter)
+    guard.step_epoch()
+    assert slot.steps == 1
+    guard.unwrap()
+    wrap_slots([_CounterSlot()], adapter=adapter).unwrap()
