@@ -21,10 +21,13 @@ def healthy(request: pytest.FixtureRequest) -> tuple[int, list[dict[str, Any]]]:
     results = run_on_ranks(
         scenarios.healthy_job, world_size, timeout=150, args=(EPOCHS, world_size == 2)
     )
-    for rank, outcome in enumerate(results):
-        if isinstance(outcome, BaseException):
-            detail = getattr(outcome, "remote_traceback", "")
-            pytest.fail(f"rank {rank} failed: {outcome!r}\n{detail}")
+    failures = [
+        f"rank {rank} failed: {outcome!r}\n{getattr(outcome, 'remote_traceback', '')}"
+        for rank, outcome in enumerate(results)
+        if isinstance(outcome, BaseException)
+    ]
+    if failures:  # every rank's failure: the root cause is often not on rank 0
+        pytest.fail("\n".join(failures))
     return world_size, [r for r in results if isinstance(r, dict)]
 
 
