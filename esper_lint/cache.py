@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ FORMAT = 1
 RACY_WINDOW_NS = 2_000_000_000
 # Documents of other configurations or builds that nobody wrote for this long are deleted.
 STALE_DOCUMENT_SECONDS = 30 * 24 * 3600
+# Far above any real document (about 200 bytes per file); anything larger is not ours.
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+READ_CHUNK_BYTES = 1024 * 1024
 
 # (line, column, end_line, end_column, code, message): a diagnostic without its path.
 RawDiagnostic = tuple[int, int, int, int, str, str]
@@ -165,11 +169,37 @@ def _encode_entry(signature: Signature | None, result: FileResult) -> list[objec
     ]
 
 
+def _read_document(document_path: Path) -> bytes | None:
+    """The bytes of a regular file of at most MAX_DOCUMENT_BYTES; None for anything else.
+
+    Whatever sits at the path is untrusted: a FIFO must not block the open or the read, a device
+    must not be read without end, and a symlink is not a document this tool wrote.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(document_path, flags)
+    try:
+        file_stat = os.fstat(descriptor)
+        if not stat.S_ISREG(file_stat.st_mode) or file_stat.st_size > MAX_DOCUMENT_BYTES:
+            return None
+        chunks: list[bytes] = []
+        remaining = MAX_DOCUMENT_BYTES + 1  # one byte more reveals a file that grew meanwhile
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, READ_CHUNK_BYTES))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(descriptor)
+    return None if remaining <= 0 else b"".join(chunks)
+
+
 def _load_entries(document_path: Path, key: str) -> dict[str, object]:
     """The raw entries of a valid document; {} for a missing, unreadable or foreign one."""
     try:
-        with open(document_path, "rb") as stream:
-            data = stream.read()
+        data = _read_document(document_path)
+        if data is None:
+            return {}
         document = json.loads(data)
     except (OSError, ValueError, RecursionError):
         # ValueError covers JSONDecodeError and UnicodeDecodeError: garbage, truncation.

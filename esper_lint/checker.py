@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from itertools import accumulate
+import ast
+import re
 
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
 
-# libcst's native parser crashes the interpreter (SIGSEGV) somewhere past 1000 nested brackets.
-MAX_BRACKET_DEPTH = 1000
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"()[]{}")
 TOO_DEEP = "file could not be analysed: nesting is too deep"
 
 
@@ -31,11 +29,15 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     from esper_lint.noqa import is_suppressed
     from esper_lint.rules import ALL_RULES
 
-    if _bracket_depth(source) > MAX_BRACKET_DEPTH:
+    verdict = _cpython_verdict(source)
+    if verdict is _TOO_DEEP:
         return [_file_level(path, "ESP901", TOO_DEEP)]
     try:
         module = libcst.parse_module(source)
     except libcst.ParserSyntaxError as error:
+        if isinstance(verdict, SyntaxError) and verdict.lineno is not None:
+            return [_syntax_error(path, verdict, error.message)]
+        # libcst's own position is a line late at times (Instagram/LibCST#1028)
         line, column = error.raw_line, error.raw_column + 1
         message = f"file could not be parsed: {error.message}"
         return [Diagnostic(path, line, column, line, column, "ESP900", message)]
@@ -67,12 +69,42 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     return sorted(diagnostics)
 
 
-def _bracket_depth(source: bytes) -> int:
-    """An upper bound of the bracket nesting (brackets in strings count too)."""
-    brackets = source.translate(None, _NOT_BRACKETS)
-    if len(brackets) <= 2 * MAX_BRACKET_DEPTH:
-        return len(brackets) // 2
-    return max(accumulate(1 if b in b"([{" else -1 for b in brackets))
+_TOO_DEEP = object()
+
+
+def _cpython_verdict(source: bytes) -> SyntaxError | object | None:
+    """Ask CPython's parser first: ``_TOO_DEEP``, its SyntaxError, or None when it parses.
+
+    libcst's native parser overflows the C stack (SIGSEGV, killing the whole run) on nesting that
+    CPython refuses cleanly: thousands of chained unary operators, `lambda:`, `not`, brackets.
+    CPython's SyntaxError is also better placed than libcst's. It is not final, though: a file in
+    syntax newer than this interpreter fails here and is still libcst's to judge.
+    """
+    try:
+        compile(source, "<esper-lint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (RecursionError, MemoryError):
+        return _TOO_DEEP
+    except SyntaxError as error:
+        if "too many nested" in str(error.msg) or "too complex" in str(error.msg):
+            return _TOO_DEEP
+        return error
+    except ValueError:  # NUL bytes on Python 3.11: libcst reports them
+        return None
+    return None
+
+
+def _syntax_error(path: str, error: SyntaxError, libcst_message: str) -> Diagnostic:
+    """CPython's position and message, with libcst's list of expected tokens when it has one."""
+    line = error.lineno or 1
+    column = max(error.offset or 1, 1)
+    message = f"file could not be parsed: {error.msg}"
+    expected = _EXPECTED.search(libcst_message)
+    if error.msg == "invalid syntax" and expected is not None:
+        message += f" ({expected.group(0)})"
+    return Diagnostic(path, line, column, line, column, "ESP900", message)
+
+
+_EXPECTED = re.compile(r"expected .+")
 
 
 def _file_level(path: str, code: str, message: str) -> Diagnostic:

@@ -23,7 +23,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -44,6 +44,10 @@ LIST_KEYS = (
     "exclude",
 )
 CODE_LIST_KEYS = ("select", "ignore")
+# Matched against the final name of a call, attribute or name: each entry must be one.
+NAME_LIST_KEYS = ("extend-symmetric-calls", "extend-rank-sources")
+# Matched as a substring of a name: an empty entry would match every loop.
+NAME_PART_LIST_KEYS = ("extend-data-sources",)
 VALID_KEYS = (*LIST_KEYS, "per-file-ignores")
 
 
@@ -132,6 +136,16 @@ def config_from_table(table: Mapping[str, Any], *, root: Path, where: str) -> Co
     for key in CODE_LIST_KEYS:
         if key in lists:
             _check_codes(f"{where}: '{key}'", lists[key])
+    for key in NAME_LIST_KEYS:
+        _check_entries(where, key, lists.get(key, ()), str.isidentifier, "a Python identifier")
+    for key in NAME_PART_LIST_KEYS:
+        _check_entries(
+            where,
+            key,
+            lists.get(key, ()),
+            _is_name_part,
+            "a non-empty part of a Python name (letters, digits, underscores)",
+        )
     values: dict[str, Any] = {key.replace("-", "_"): value for key, value in lists.items()}
     if "per-file-ignores" in table:
         values["per_file_ignores"] = _per_file_ignores(table["per-file-ignores"], where)
@@ -200,6 +214,19 @@ def _per_file_ignores(value: object, where: str) -> tuple[tuple[str, tuple[str, 
         _check_codes(f"{where}: '{entry}'", codes)
         entries.append((pattern, tuple(codes)))
     return tuple(entries)
+
+
+def _check_entries(
+    where: str, key: str, entries: Iterable[str], valid: Callable[[str], bool], expected: str
+) -> None:
+    for entry in entries:
+        if not valid(entry):
+            raise ConfigError(f"{where}: '{key}': invalid entry {entry!r}: expected {expected}")
+
+
+def _is_name_part(entry: str) -> bool:
+    """Whether ``entry`` could occur inside an identifier (letters, digits, underscores)."""
+    return bool(entry) and f"_{entry}".isidentifier()
 
 
 def _check_codes(where: str, codes: Iterable[str]) -> None:

@@ -497,12 +497,6 @@ def test_deep_brackets_do_not_kill_the_run(tmp_path: Path, deep_line: bytes) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="libcst's native parser overflows the C stack (SIGSEGV) on ~10,000 chained unary "
-    "operators (also `not`, `lambda:`, `~`, `**`, `a if b else`), killing the whole run; "
-    "checker.py's guard only counts brackets",
-)
 def test_long_operator_chains_do_not_kill_the_run(tmp_path: Path) -> None:
     (tmp_path / "chain.py").write_bytes(
         CANDIDATE_HEADER + b"x = " + b"-" * 10_000 + b"y\ndist.barrier()\n"
@@ -516,23 +510,12 @@ def test_long_operator_chains_do_not_kill_the_run(tmp_path: Path) -> None:
     assert {code for path, _, code in run.findings if path == "chain.py"} <= {"ESP900", "ESP901"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="libcst's ParserSyntaxError.raw_line is one line late (Instagram/LibCST#1028); "
-    "checker.py should take the position from CPython's SyntaxError when it has one",
-)
 def test_a_syntax_error_is_reported_on_its_own_line() -> None:
     source = CANDIDATE_HEADER + b"x = = 1\ndist.barrier()\n"
     [diagnostic] = check_source(source, "broken.py", Config())
     assert (diagnostic.code, diagnostic.line) == ("ESP900", 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analysis/rank.py reads env-var names with SimpleString.evaluated_value, whose "
-    "ast.literal_eval raises SyntaxError on a NUL byte or a bad escape: the whole file becomes "
-    "ESP901 (found by tests/test_fuzz.py::test_mutated_fixture_bytes)",
-)
 @pytest.mark.parametrize(
     "literal", [b'"\x00RANK"', b'"\\N{NO SUCH NAME}"', b"'\\x'"], ids=["nul", "bad_name", "bad_hex"]
 )

@@ -230,27 +230,39 @@ def test_a_directory_in_place_of_the_document_degrades_with_one_warning(tmp_path
     assert len(warnings) == 1 and "not writable" in warnings[0]
 
 
+def _symlink_to_dev_zero(document: Path) -> None:
+    document.symlink_to("/dev/zero")
+
+
+NON_REGULAR_DOCUMENTS: dict[str, Callable[[Path], None]] = {
+    "fifo": os.mkfifo,
+    "symlink to /dev/zero": _symlink_to_dev_zero,
+}
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="cache.py opens the document with a blocking open(): a FIFO there hangs the run; "
-    "open with O_NONBLOCK and check S_ISREG (and cap the size) before reading",
-)
-def test_a_fifo_in_place_of_the_document_does_not_hang(tmp_path: Path) -> None:
+@pytest.mark.parametrize("replacement", sorted(NON_REGULAR_DOCUMENTS))
+def test_a_fifo_in_place_of_the_document_does_not_hang(tmp_path: Path, replacement: str) -> None:
+    """Neither a FIFO (blocks the open) nor /dev/zero (reads without end) stalls a run."""
     root, cache = tmp_path / "tree", tmp_path / "cache"
     make_tree(root, files=4)
     cached_run(root, cache)
     [document] = cache.rglob("*.json")
     document.unlink()
-    os.mkfifo(document)
+    NON_REGULAR_DOCUMENTS[replacement](document)
     try:
         completed = subprocess.run(
             cli_command(), cwd=root, env=cli_env(cache), capture_output=True, timeout=8
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("esper-lint hung reading a FIFO in the cache directory")
-    assert completed.returncode == 1
+        pytest.fail(f"esper-lint hung reading a {replacement} in the cache directory")
+    assert completed.returncode == 1, completed.stderr.decode()
+    assert completed.stderr == b"", completed.stderr.decode()
     assert parse_cli(completed.stdout) == baseline(root)
+    # The intruder was replaced by a rebuilt document, which answers right.
+    assert not document.is_symlink() and document.is_file()
+    assert json.loads(document.read_bytes())["files"]
+    assert cached_run(root, cache) == (baseline(root), [])
 
 
 # --- a read-only cache directory --------------------------------------------------------------

@@ -186,6 +186,54 @@ def test_unknown_code_names_key_and_code(tmp_path: Path, body: str, key: str, co
     assert f"'{key}': unknown code '{code}'" in message
 
 
+@pytest.mark.parametrize(
+    ("body", "key", "entry"),
+    [
+        ('extend-data-sources = [""]', "extend-data-sources", "''"),
+        ('extend-data-sources = ["shard", "shard iter"]', "extend-data-sources", "'shard iter'"),
+        ('extend-data-sources = ["train.loader"]', "extend-data-sources", "'train.loader'"),
+        ('extend-symmetric-calls = ["a b", "("]', "extend-symmetric-calls", "'a b'"),
+        ('extend-symmetric-calls = ["sync", "("]', "extend-symmetric-calls", "'('"),
+        ('extend-symmetric-calls = ["obj.sync"]', "extend-symmetric-calls", "'obj.sync'"),
+        ('extend-rank-sources = [""]', "extend-rank-sources", "''"),
+        ('extend-rank-sources = ["2nd_rank"]', "extend-rank-sources", "'2nd_rank'"),
+        ('extend-rank-sources = ["is_coordinator()"]', "extend-rank-sources", "'is_coordinator()'"),
+    ],
+)
+def test_extend_entries_that_are_not_names_are_rejected(
+    tmp_path: Path, body: str, key: str, entry: str
+) -> None:
+    message = config_error(tmp_path, f"[tool.esper-lint]\n{body}\n")
+
+    assert message.startswith(f"{tmp_path / 'pyproject.toml'}: [tool.esper-lint]: ")
+    assert f"'{key}': invalid entry {entry}" in message
+
+
+def test_extend_entries_are_checked_in_a_dedicated_file_too(tmp_path: Path) -> None:
+    dedicated = write(tmp_path / "esper-lint.toml", 'extend-data-sources = ["ok", ""]\n')
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(dedicated, cwd=tmp_path)
+
+    assert str(raised.value).startswith(f"{dedicated}: 'extend-data-sources': invalid entry ''")
+
+
+def test_extend_entries_that_are_names_or_name_parts_are_accepted(tmp_path: Path) -> None:
+    config = load_pyproject(
+        tmp_path,
+        """
+[tool.esper-lint]
+extend-symmetric-calls = ["sync_alpha", "_tick", "étape"]
+extend-rank-sources = ["is_coordinator", "Rank2"]
+extend-data-sources = ["shard", "2d_tiles", "_iter", "Stream"]
+""",
+    )
+
+    assert config.extend_symmetric_calls == ("sync_alpha", "_tick", "étape")
+    assert config.extend_rank_sources == ("is_coordinator", "Rank2")
+    assert config.extend_data_sources == ("shard", "2d_tiles", "_iter", "Stream")
+
+
 @pytest.mark.parametrize("prefix", ["ESP", "ESP0", "ESP00", "ESP001", "ESP9", "ESP90", "ESP902"])
 def test_code_prefixes_matching_known_codes_are_valid(tmp_path: Path, prefix: str) -> None:
     assert load_pyproject(tmp_path, f'[tool.esper-lint]\nselect = ["{prefix}"]\n').select == (

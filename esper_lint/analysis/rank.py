@@ -170,10 +170,13 @@ def env_var_bits(node: cst.BaseExpression) -> int:
 
 
 def _string_value(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
+    if not isinstance(node, cst.SimpleString):
+        return None
+    try:
         value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
+    except (SyntaxError, ValueError):  # `"\x"`, `"\N{NO SUCH NAME}"`: not an env var's name
+        return None
+    return value if isinstance(value, str) else None
 
 
 def is_minus_one(node: cst.BaseExpression) -> bool:
