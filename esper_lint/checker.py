@@ -48,7 +48,7 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     findings = [finding for rule in ALL_RULES for finding in rule.check(facts)]
     if not findings:
         return []
-    lines = module.code.splitlines()
+    lines = _source_lines(source, module.encoding)
     diagnostics = []
     for finding in findings:
         where = facts.range_of(finding.node)
@@ -69,6 +69,12 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     return sorted(diagnostics)
 
 
+def _source_lines(source: bytes, encoding: str) -> list[str]:
+    """The file's lines as libcst numbers them (``module.code`` would regenerate the whole file)."""
+    return _LINE_BREAK.split(source.decode(encoding, errors="replace"))
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TOO_DEEP = object()
 
 
