@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from esper_lint.globs import translate_glob
+
 PYTHON_SUFFIXES = (".py", ".pyi")
 
 # The union of the issue's list and ruff's defaults: directories that never hold project code.
@@ -61,41 +63,6 @@ class Discovery:
     missing: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _translate_glob(pattern: str) -> str:
-    """A gitignore-style glob as a regex: ``*`` and ``?`` stay in one segment, ``**`` crosses."""
-    out: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if pattern.startswith("**/", index):
-            out.append("(?:.*/)?")
-            index += 3
-            continue
-        if pattern.startswith("**", index):
-            out.append(".*")
-            index += 2
-            continue
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = pattern.find("]", index + 2)
-            if end == -1:
-                out.append(re.escape(char))
-            else:
-                body = pattern[index + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                index = end + 1
-                continue
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return "".join(out)
-
-
 @dataclass(frozen=True)
 class ExcludeMatcher:
     """Matches gitignore-style patterns against root-relative paths and basenames.
@@ -123,7 +90,7 @@ class ExcludeMatcher:
             anchored = "/" in pattern
             pattern = pattern.lstrip("/")
             if pattern:
-                groups.setdefault((anchored, dirs_only), []).append(_translate_glob(pattern))
+                groups.setdefault((anchored, dirs_only), []).append(translate_glob(pattern))
 
         def compile_group(key: tuple[bool, bool]) -> re.Pattern[str] | None:
             regexes = groups.get(key)
