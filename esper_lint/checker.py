@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
@@ -87,7 +88,9 @@ def _cpython_verdict(source: bytes) -> SyntaxError | object | None:
     syntax newer than this interpreter fails here and is still libcst's to judge.
     """
     try:
-        compile(source, "<esper-lint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        with warnings.catch_warnings():  # `"\d"`, `"str"()`: the user's linters say so, not us
+            warnings.simplefilter("ignore")
+            compile(source, "<esper-lint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (RecursionError, MemoryError):
         return _TOO_DEEP
     except SyntaxError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import hypothesmith
 import pytest
@@ -181,3 +182,12 @@ def test_check_source_never_raises_on_generated_programs(source: str) -> None:
     for code in (source, prefixed):
         result = check_source(code.encode("utf-8", "surrogatepass"), "gen.py", Config())
         assert all(d.code.startswith("ESP") for d in result)
+
+
+def test_python_warnings_about_the_checked_file_are_not_printed() -> None:
+    # CPython's parser (the depth oracle) warns about `"str"()` and invalid escapes.
+    source = b'import torch.distributed as dist\nx = "str"()\ny = "\\d"\ndist.barrier()\n'
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check_source(source, "warns.py", Config()) == []
+    assert [str(warning.message) for warning in caught] == []
