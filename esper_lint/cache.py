@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 import time
@@ -271,7 +272,13 @@ class Cache:
         self._prepare_directory()
         # Merge with what another process may have written since we loaded.
         is_new = not self.document_path.exists()
-        entries = {**self.entries, **_load_entries(self.document_path, self.key), **self.updates}
+        merged = {**self.entries, **_load_entries(self.document_path, self.key), **self.updates}
+        # Deleted and renamed files leave; otherwise every warm run would load them forever.
+        entries = {
+            key: entry
+            for key, entry in merged.items()
+            if key in self.updates or os.path.lexists(os.path.join(self.root, key))
+        }
         document = {"magic": MAGIC, "format": FORMAT, "key": self.key, "files": entries}
         encoded = json.dumps(document, separators=(",", ":")).encode("utf-8")
         descriptor, temporary = tempfile.mkstemp(
@@ -309,13 +316,25 @@ class Cache:
 
 
 def _remove_stale_documents(directory: Path) -> None:
-    """Documents of past versions and configurations nobody has written for a month."""
+    """Documents of past versions and configurations nobody has written for a month.
+
+    Only names esper-lint writes are touched: ``ESPER_LINT_CACHE_DIR`` may point at a directory
+    other programs use too.
+    """
     cutoff = time.time() - STALE_DOCUMENT_SECONDS
     try:
-        version_dirs = [entry for entry in os.scandir(directory) if entry.is_dir()]
+        version_dirs = [
+            entry
+            for entry in os.scandir(directory)
+            if entry.is_dir(follow_symlinks=False) and _VERSION_DIR.fullmatch(entry.name)
+        ]
         for version_dir in version_dirs:
             for entry in os.scandir(version_dir.path):
-                if entry.name.endswith(".json") and entry.stat().st_mtime < cutoff:
+                if _DOCUMENT.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
     except OSError:
         pass
+
+
+_VERSION_DIR = re.compile(r"v\d+(?:\.\d+)*(?:[.+-][0-9A-Za-z.+-]*)?")
+_DOCUMENT = re.compile(r"[0-9a-f]{16,64}\.json")

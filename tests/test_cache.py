@@ -304,3 +304,32 @@ def test_entry_keys_are_relative_to_the_root(project: Path, tmp_path: Path) -> N
     cache = Cache(tmp_path / "c", Config(root=project))
     assert cache.entry_key(project / "pkg" / "train.py") == os.path.join("pkg", "train.py")
     assert cache.entry_key(tmp_path / "outside.py") == str(tmp_path / "outside.py")
+
+
+def test_cleanup_never_touches_files_esper_lint_did_not_write(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared-cache"
+    foreign = shared / "othertool" / "data.json"
+    stale_own = shared / "v0.0.1" / ("0" * 24 + ".json")
+    for path in (foreign, stale_own):
+        path.parent.mkdir(parents=True)
+        path.write_text("{}", encoding="utf-8")
+        os.utime(path, (0, 0))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(shared))
+    run(project)
+    assert foreign.exists()
+    assert not stale_own.exists()
+
+
+def test_entries_of_deleted_files_leave_the_document(project: Path) -> None:
+    extra = project / "gone.py"
+    extra.write_text("import torch.distributed as dist\ndist.barrier()\n", encoding="utf-8")
+    run(project)
+    cache_dir = project / ".esper_lint_cache"
+    assert "gone.py" in json.loads(document_path(cache_dir).read_text(encoding="utf-8"))["files"]
+    extra.unlink()
+    (project / "new.py").write_text("x = 1\n", encoding="utf-8")
+    run(project)
+    files = json.loads(document_path(cache_dir).read_text(encoding="utf-8"))["files"]
+    assert "gone.py" not in files and "new.py" in files
