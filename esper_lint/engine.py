@@ -75,14 +75,17 @@ Checked = tuple[tuple[RawDiagnostic, ...], bool]
 
 
 def _check_one(source: bytes, path: str, config: Config) -> Checked:
-    from esper_lint.checker import check_source
+    from esper_lint.checker import TOO_DEEP, check_source
 
     try:
         diagnostics = check_source(source, path, config)
     except Exception as error:  # check_source must not raise; never let one file stop the run
         message = f"file could not be analysed: internal error: {type(error).__name__}: {error}"
         return ((1, 1, 1, 1, "ESP901", message),), False
-    return tuple(_raw(diagnostic) for diagnostic in diagnostics), True
+    # An ESP901 other than "too deep" is an internal error, maybe transient (MemoryError):
+    # caching it would replay it on every warm run.
+    cacheable = all(d.code != "ESP901" or d.message == TOO_DEEP for d in diagnostics)
+    return tuple(_raw(diagnostic) for diagnostic in diagnostics), cacheable
 
 
 _worker_config: Config | None = None

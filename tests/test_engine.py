@@ -194,3 +194,22 @@ def test_a_run_that_parses_nothing_never_imports_libcst(tmp_path: Path) -> None:
         check=True,
     )
     assert completed.stdout.strip() == ""
+
+
+def test_an_internal_error_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fault injection: a transient failure (MemoryError) inside the analysis of one file.
+    import esper_lint.analysis.facts as facts
+
+    source = "import torch.distributed as dist\nif dist.get_rank() == 0:\n    dist.barrier()\n"
+    (tmp_path / "train.py").write_text(source, encoding="utf-8")
+    config, cache_dir = Config(root=tmp_path), tmp_path / "cache"
+
+    def out_of_memory(*args: object) -> object:
+        raise MemoryError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(facts, "build_facts", out_of_memory)
+        failed = lint_paths([tmp_path], config, jobs=1, cache_dir=cache_dir)
+    assert [d.code for d in failed.diagnostics] == ["ESP901"]
+    again = lint_paths([tmp_path], config, jobs=1, cache_dir=cache_dir)
+    assert [(d.line, d.code) for d in again.diagnostics] == [(3, "ESP004")]
