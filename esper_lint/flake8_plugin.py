@@ -9,12 +9,13 @@ from __future__ import annotations
 import ast
 import functools
 import io
+import sys
 import tokenize
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from esper_lint import __version__
-from esper_lint.config import Config, load_config
+from esper_lint.config import Config, ConfigError, load_config
 
 
 class EsperLintPlugin:
@@ -51,4 +52,10 @@ def encode_lines(lines: Sequence[str]) -> bytes:
 
 @functools.lru_cache(maxsize=1)
 def _analysis_config() -> Config:
-    return load_config()
+    """The ``[tool.esper-lint]`` settings; a broken configuration is reported once, and the
+    defaults are used (a plugin can't end flake8's run with esper-lint's exit code 2)."""
+    try:
+        return load_config()
+    except ConfigError as error:
+        print(f"esper-lint: warning: {error}; using the default settings", file=sys.stderr)
+        return Config()

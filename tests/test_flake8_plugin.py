@@ -91,3 +91,14 @@ def test_encode_lines_round_trips_through_the_declared_encoding(lines: list[str]
     module = libcst.parse_module(encode_lines(lines))
 
     assert module.code == "".join(lines)
+
+
+def test_a_broken_configuration_is_a_warning_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.esper-lint]\nselect = ["ESP9999"]\n')
+    (tmp_path / "train.py").write_text(VIOLATION, encoding="utf-8")
+
+    completed = flake8("--select", "ESP", "train.py", cwd=tmp_path)
+
+    assert "Traceback" not in completed.stderr
+    assert "esper-lint: warning:" in completed.stderr and "ESP9999" in completed.stderr
+    assert completed.stdout.startswith("train.py:6:9: ESP001")
