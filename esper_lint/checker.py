@@ -8,6 +8,7 @@ import warnings
 
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
+from esper_lint.lines import split_lines
 
 TOO_DEEP = "file could not be analysed: nesting is too deep"
 
@@ -49,7 +50,8 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     findings = [finding for rule in ALL_RULES for finding in rule.check(facts)]
     if not findings:
         return []
-    lines = _source_lines(source, module.encoding)
+    # from the bytes: ``module.code`` would regenerate the whole file
+    lines = split_lines(source.decode(module.encoding, errors="replace"))
     diagnostics = []
     for finding in findings:
         where = facts.range_of(finding.node)
@@ -70,12 +72,6 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     return sorted(diagnostics)
 
 
-def _source_lines(source: bytes, encoding: str) -> list[str]:
-    """The file's lines as libcst numbers them (``module.code`` would regenerate the whole file)."""
-    return _LINE_BREAK.split(source.decode(encoding, errors="replace"))
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TOO_DEEP = object()
 
 

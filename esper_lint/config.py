@@ -291,7 +291,7 @@ def _relative_to_root(path: str, root: Path) -> str:
 def _glob_matches(pattern: str, relative: str) -> bool:
     """ruff-style matching: a pattern without ``/`` may also match the file name alone; a
     pattern naming a directory matches everything below it."""
-    regex = _glob_regex(pattern.strip().removeprefix("./").rstrip("/"))
+    regex = _glob_regex(pattern.strip().removeprefix("./").strip("/"))  # "/x" is anchored
     parts = relative.split("/")
     candidates = ["/".join(parts[: index + 1]) for index in range(len(parts))]
     if "/" not in pattern.strip("/"):

@@ -310,7 +310,8 @@ def test_json_lines_and_github_output(project: Path, capsys: pytest.CaptureFixtu
     assert [json.loads(line)["code"] for line in out.splitlines()] == ["ESP900", "ESP001"]
 
     _, out, _ = run(capsys, "--output-format", "github", "train.py")
-    assert out.startswith("::error title=esper-lint (ESP001),file=train.py,line=6,col=9,")
+    assert out.startswith("::error file=train.py,line=6,col=9,")
+    assert ",title=ESP001::" in out
     assert "::ESP001 " in out
 
 

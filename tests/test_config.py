@@ -337,3 +337,13 @@ def test_parse_code_list_normalises_and_validates() -> None:
     assert parse_code_list("--select", " esp001, ESP002 ,,") == ("ESP001", "ESP002")
     with pytest.raises(ConfigError, match="--ignore: unknown code 'ESP7'"):
         parse_code_list("--ignore", "ESP001,ESP7")
+
+
+def test_a_leading_slash_anchors_a_per_file_ignore_at_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = Config(per_file_ignores=(("/scripts/x.py", ("ESP",)),), root=tmp_path)
+
+    assert not config.enabled("ESP004", "scripts/x.py")
+    assert config.enabled("ESP004", "src/scripts/x.py")

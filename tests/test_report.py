@@ -182,8 +182,8 @@ def test_github_annotation() -> None:
     output = render("github", [diag("src/train.py", 3, 9, end_column=26)], root=Path.cwd())
 
     assert output == (
-        "::error title=esper-lint (ESP001),file=src/train.py,line=3,col=9,endLine=3,"
-        f"endColumn=26::ESP001 {MESSAGE}\n"
+        "::error file=src/train.py,line=3,col=9,endLine=3,"
+        f"endColumn=26,title=ESP001::ESP001 {MESSAGE}\n"
     )
 
 
@@ -213,3 +213,12 @@ def test_statistics_as_json() -> None:
     entries = json.loads(render_statistics([diag("a.py", 1, 1, "ESP900")], as_json=True))
 
     assert [(e["code"], e["count"]) for e in entries] == [("ESP900", 1)]
+
+
+def test_full_format_counts_lines_as_libcst_does(tmp_path: Path) -> None:
+    # A form feed and U+2028 are not line breaks for Python; str.splitlines() says they are.
+    source = 'x = 1\f\ny = "\u2028"\nslot.step_epoch()\n'
+    path = tmp_path / "ff.py"
+    path.write_text(source, encoding="utf-8")
+    output = render("full", [diag(str(path), 3, 1, end_column=18)], root=tmp_path)
+    assert "3 | slot.step_epoch()" in output

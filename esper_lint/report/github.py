@@ -13,12 +13,12 @@ def render_github(diagnostics: Sequence[Diagnostic]) -> str:
 
 def _annotation(d: Diagnostic) -> str:
     properties = {
-        "title": f"esper-lint ({d.code})",
         "file": d.path,
         "line": str(d.line),
         "col": str(d.column),
         "endLine": str(d.end_line),
         "endColumn": str(d.end_column),
+        "title": d.code,
     }
     rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
     return f"::error {rendered}::{escape_data(f'{d.code} {d.message}')}"

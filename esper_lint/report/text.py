@@ -7,6 +7,7 @@ import tokenize
 from collections.abc import Sequence
 
 from esper_lint.diagnostics import Diagnostic
+from esper_lint.lines import split_lines
 from esper_lint.report.terminal import BLUE, BOLD, CYAN, RED, style
 
 
@@ -77,7 +78,7 @@ def _read_lines(path: str) -> list[str] | None:
     except (SyntaxError, LookupError):
         text = data.decode("utf-8", errors="replace")
     text = text.removeprefix("\ufeff").replace("\0", "\ufffd")
-    return [_printable(line) for line in text.splitlines()]
+    return [_printable(line) for line in split_lines(text)]
 
 
 def _printable(line: str) -> str:
