@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import libcst as cst
 from analysis_helpers import found, messages
 
+from esper_lint.analysis.rank import Polarity, condition_polarity
 from esper_lint.config import Config
 
 
@@ -446,5 +448,155 @@ def test_a_bare_reraise_is_not_an_early_exit() -> None:
                 path.unlink()
                 raise
         accelerator.wait_for_everyone()
+    """
+    assert found(source) == set()
+
+
+def test_a_bare_rank_number_is_true_on_the_other_ranks() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def same_ranks_twice(rank):
+        if rank == 0:
+            dist.barrier()
+        work()
+        if not rank:
+            dist.barrier()
+
+    def rank_zero_first(rank):
+        if rank:
+            dist.barrier()
+        work()
+        if rank == 0:
+            dist.barrier()
+
+    def unknown_subject(worker_id):
+        if worker_id:
+            dist.barrier()
+        if worker_id == 0:
+            dist.barrier()
+    """
+    config = Config(extend_rank_sources=["worker_id"])
+    assert found(source, config) == {(5, "ESP004"), (8, "ESP004"), (19, "ESP004"), (21, "ESP004")}
+
+
+def test_truthiness_polarity_by_subject_name() -> None:
+    assert condition_polarity(cst.parse_expression("args.local_rank")) == (
+        "args.local_rank",
+        Polarity.NONZERO,
+    )
+    assert condition_polarity(cst.parse_expression("not dist.get_rank()")) == (
+        "dist.get_rank()",
+        Polarity.ZERO,
+    )
+    assert condition_polarity(cst.parse_expression("trainer.is_global_zero")) == (
+        "trainer.is_global_zero",
+        Polarity.ZERO,
+    )
+    # Any other name is a flag: `x` and `not x` pair with each other.
+    assert condition_polarity(cst.parse_expression("not accelerator.is_last_process")) == (
+        "accelerator.is_last_process",
+        Polarity.NONZERO,
+    )
+    assert condition_polarity(cst.parse_expression("is_coordinator")) == (
+        "is_coordinator",
+        Polarity.ZERO,
+    )
+
+
+def test_nested_helpers_of_the_same_name_resolve_to_their_own_scope() -> None:
+    source = """
+    def b(rank):
+        def inner():
+            print("x")
+        if rank == 0:
+            inner()
+
+    def a(slot, rank):
+        def inner():
+            slot.step_epoch()
+        inner()
+
+    def c(slot, rank):
+        def run():
+            if rank == 0:
+                step()
+        try:
+            def step():
+                slot.step_epoch()
+        finally:
+            pass
+        run()
+
+    def d(rank):
+        if rank == 0:
+            helper()
+
+    def helper():
+        slot.step_epoch()
+    """
+    assert found(source) == {(15, "ESP001"), (25, "ESP001")}
+
+
+def test_an_exit_in_the_else_branch_is_described_as_such() -> None:
+    source = """
+    def f(rank, slot):
+        if rank == 0:
+            print("a")
+        else:
+            return
+        slot.step_epoch()
+
+    def g(rank, slot):
+        if rank != 0:
+            return
+        slot.step_epoch()
+    """
+    assert messages(source) == [
+        "ESP003 slot.step_epoch() may not run on every rank: the rank-dependent early return at"
+        " line 5 (else of if rank == 0) can skip it",
+        "ESP003 slot.step_epoch() may not run on every rank: the rank-dependent early return at"
+        " line 10 (if rank != 0) can skip it",
+    ]
+
+
+def test_rank_zero_first_pairs_with_the_same_extra_conjuncts() -> None:
+    source = """
+    import torch
+
+    def load(args, evaluate=False):
+        if args.local_rank not in [-1, 0] and not evaluate:
+            torch.distributed.barrier()
+        features = build(args)
+        if args.local_rank == 0 and not evaluate:
+            torch.distributed.barrier()
+        return features
+
+    def different_extras(args, evaluate, train):
+        if args.local_rank not in [-1, 0] and not evaluate:
+            torch.distributed.barrier()
+        if args.local_rank == 0 and not train:
+            torch.distributed.barrier()
+
+    def rank_dependent_extra(args, local_rank, evaluate):
+        if args.local_rank not in [-1, 0] and local_rank % 2:
+            torch.distributed.barrier()
+        if args.local_rank == 0 and local_rank % 2:
+            torch.distributed.barrier()
+    """
+    assert found(source) == {(13, "ESP004"), (15, "ESP004"), (19, "ESP004"), (21, "ESP004")}
+
+
+def test_a_propagated_flag_and_its_negation_make_a_rank_zero_first_pair() -> None:
+    source = """
+    import torch.distributed as dist
+
+    def prepare(rank):
+        is_coordinator = rank == 0
+        if not is_coordinator:
+            dist.barrier()
+        download()
+        if is_coordinator:
+            dist.barrier()
     """
     assert found(source) == set()

@@ -179,3 +179,26 @@ def test_message_names_the_loop_and_the_data() -> None:
         "ESP002 slot.step_epoch() may not run the same number of times on every rank: it is "
         "inside the loop at line 2, whose trip count depends on data (train_loader)"
     ]
+
+
+def test_a_guarded_raise_or_exit_does_not_make_enclosing_loops_data_dependent() -> None:
+    source = """
+    import math
+    import sys
+
+    def f(model, slot, train_loader, epochs):
+        for epoch in range(epochs):
+            for batch in train_loader:
+                loss = model(batch)
+                if not math.isfinite(loss.item()):
+                    raise RuntimeError("nan")
+            slot.step_epoch()
+
+    def g(slot, epochs):
+        for epoch in range(epochs):
+            loss = run_epoch()
+            if loss is None:
+                sys.exit(1)
+            slot.step_epoch()
+    """
+    assert found(source) == set()

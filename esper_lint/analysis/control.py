@@ -85,6 +85,7 @@ class Exit:
     node: cst.CSTNode
     guard: Condition
     target: Loop | None
+    branch: int = 0  # the branch of ``guard`` the exit is on (1: the ``else`` of an ``if``)
 
 
 Exits = tuple[Exit, ...]

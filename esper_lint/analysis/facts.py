@@ -295,6 +295,34 @@ def _names_stop_iteration(node: cst.BaseExpression | None) -> bool:
     return final_name(node) == "StopIteration"
 
 
+def _local_key(owner_key: str, name: str) -> str:
+    return f"{owner_key}.<locals>.{name}"
+
+
+_NESTED_BLOCKS = (
+    cst.BaseSuite,
+    cst.BaseCompoundStatement,
+    cst.Else,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+    cst.MatchCase,
+)
+
+
+def _local_def_names(body: Sequence[cst.CSTNode]) -> frozenset[str]:
+    """Names of the functions a function body defines, however deep in its if/try/with blocks."""
+    names: set[str] = set()
+    pending = list(body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, cst.FunctionDef):
+            names.add(node.name.value)
+        elif not isinstance(node, cst.ClassDef):
+            pending.extend(child for child in node.children if isinstance(child, _NESTED_BLOCKS))
+    return frozenset(names)
+
+
 class _Walker:
     """The single traversal. ``stmt``/``expr`` return escaping exits / the value's bits."""
 
@@ -313,6 +341,8 @@ class _Walker:
         self.known_elements: dict[str, list[int]] = {}
         self.used_before_definition: set[str] = set()
         self.functions: dict[str, FunctionInfo] = {}
+        # (key, names of the defs nested directly in it) of each enclosing function, outermost first
+        self.local_defs: list[tuple[str, frozenset[str]]] = []
         self.records: list[CallRecord] = []
         self.conditions: list[Condition] = []
         self.complements: list[list[ComplementCandidate]] = []
@@ -450,9 +480,28 @@ class _Walker:
     ) -> None:
         if not condition.bits & RANK:
             return
-        shape = condition_polarity(node.test)
+        shape = condition_polarity(node.test, self._is_symmetric)
         if shape is not None:
             candidates.append(ComplementCandidate(condition, shape[0], shape[1]))
+
+    def _is_symmetric(self, node: cst.BaseExpression) -> bool:
+        """Whether no name in ``node`` is rank-dependent, read without walking it again."""
+        pending: list[cst.CSTNode] = [node]
+        while pending:
+            current = pending.pop()
+            if isinstance(current, cst.Name) and self._lookup(current.value) & RANK:
+                return False
+            if (
+                isinstance(current, cst.Attribute)
+                and self.sources.name_bits(current.attr.value) & RANK
+            ):
+                return False
+            if isinstance(current, (cst.Call, cst.Subscript)) and env_var_bits(current):
+                return False
+            if isinstance(current, cst.Call) and self.sources.call_bits(current.func, None) & RANK:
+                return False
+            pending.extend(current.children)
+        return True
 
     def _suite(self, suite: cst.BaseSuite) -> Exits:
         return self._block(suite.body)
@@ -581,9 +630,15 @@ class _Walker:
         self._params_defaults(node.params)
         name = node.name.value
         in_class = self.class_body
-        key = f"{in_class}.{name}" if in_class is not None else name
+        if in_class is not None:
+            key = f"{in_class}.{name}"
+        elif self.local_defs:
+            key = _local_key(self.local_defs[-1][0], name)
+        else:
+            key = name
         info = FunctionInfo(key)
         self.functions[key] = info
+        self.local_defs.append((key, _local_def_names(node.body.body)))
         saved = (self.context, self.exits, self.owner, self.class_body, self.method_class)
         self.context = ((decorator_condition, 0),) if decorator_condition is not None else ()
         self.exits = ()
@@ -594,6 +649,7 @@ class _Walker:
         self.scopes.append(_Scope(self._param_bindings(node.params)))
         self._suite(node.body)
         self.scopes.pop()
+        self.local_defs.pop()
         self.context, self.exits, self.owner, self.class_body, self.method_class = saved
         self.known_returns[key] = info.return_bits
         if info.element_returns is not None:
@@ -692,15 +748,17 @@ class _Walker:
             )
             if target_index < 0:
                 return ()
-        if kind is not ExitKind.CONTINUE:
+        # A guarded `raise` or `sys.exit()` is an error path that stops the job, not a way to end
+        # the loops early on some ranks: only `break` and `return` make trip counts differ.
+        if kind in (ExitKind.BREAK, ExitKind.RETURN):
             self._mark_loops_ended_by(kind, node, target_index)
-        for frame, _branch in reversed(context[target_index + 1 :]):
+        for frame, branch in reversed(context[target_index + 1 :]):
             if not isinstance(frame, Condition) or frame.kind is ConditionKind.DECORATOR:
                 continue
             if frame.bits & RANK:
                 target = context[target_index][0] if target_index >= 0 else None
                 assert target is None or isinstance(target, Loop)
-                return (Exit(kind, node, frame, target),)
+                return (Exit(kind, node, frame, target, branch),)
             if kind is ExitKind.RAISE:
                 # `if rank == 0: if out is None: raise ...` is an error path, not a way to skip
                 # work on some ranks: only a raise guarded directly by the rank counts.
@@ -1003,7 +1061,11 @@ class _Walker:
     def _helper_key(self, func: cst.BaseExpression) -> str | None:
         """The same-file function a call may resolve to, as a key of ``functions``."""
         if isinstance(func, cst.Name):
-            return func.value
+            name = func.value
+            for owner_key, names in reversed(self.local_defs):
+                if name in names:
+                    return _local_key(owner_key, name)
+            return name
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             receiver = func.value.value
             if receiver in ("self", "cls"):

@@ -8,6 +8,7 @@ assignments; this module only says where they start and how a condition is shape
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -60,6 +61,8 @@ RANK_FLAG_CALLS = frozenset(
         "is_local_process_zero",
     }
 )
+# Numbers: truthy on every rank but rank 0.
+NUMERIC_RANKS = (RANK_NAMES | RANK_CALLS) - RANK_FLAG_CALLS
 RANK_ENV_VARS = frozenset(
     {"RANK", "LOCAL_RANK", "SLURM_PROCID", "SLURM_LOCALID", "NODE_RANK", "GROUP_RANK"}
 )
@@ -213,12 +216,20 @@ class Polarity(Enum):
     NONZERO = "nonzero"
 
 
-def condition_polarity(test: cst.BaseExpression) -> tuple[str, Polarity] | None:
+def condition_polarity(
+    test: cst.BaseExpression,
+    is_symmetric: Callable[[cst.BaseExpression], bool] = lambda _: False,
+) -> tuple[str, Polarity] | None:
     """(subject, polarity) of a rank test, to recognise complementary "rank 0 first" pairs.
 
     ``rank == 0``, ``rank in (-1, 0)``, ``is_main``, ``not rank`` select rank 0; their negations
-    select the other ranks.
+    select the other ranks. A bare subject is read by its name: a number (``rank``) is true on
+    the other ranks, anything else (``is_main``, ``is_last_process``) is a flag.
+    In ``rank != 0 and not evaluate``, one conjunct is the rank test and the others, when
+    ``is_symmetric`` says they are the same on every rank, join the subject as written.
     """
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _conjunction_polarity(test, is_symmetric)
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         inner = condition_polarity(test.expression)
         if inner is None:
@@ -226,12 +237,45 @@ def condition_polarity(test: cst.BaseExpression) -> tuple[str, Polarity] | None:
         subject, polarity = inner
         flipped = Polarity.NONZERO if polarity is Polarity.ZERO else Polarity.ZERO
         return subject, flipped
-    flag = dotted_name(test) or _call_subject(test)
-    if flag is not None:
-        return flag, Polarity.ZERO
+    bare = dotted_name(test) or _call_subject(test)
+    if bare is not None:
+        return bare, _truthiness_polarity(bare)
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         return _comparison_polarity(test)
     return None
+
+
+def _conjunction_polarity(
+    test: cst.BooleanOperation, is_symmetric: Callable[[cst.BaseExpression], bool]
+) -> tuple[str, Polarity] | None:
+    conjuncts = _conjuncts(test)
+    ranked = [conjunct for conjunct in conjuncts if not is_symmetric(conjunct)]
+    if len(ranked) != 1:
+        return None
+    shape = condition_polarity(ranked[0])
+    if shape is None:
+        return None
+    empty = cst.Module(body=[])
+    texts = [" ".join(empty.code_for_node(c).split()) for c in conjuncts if c is not ranked[0]]
+    subject, polarity = shape
+    return " and ".join([subject, *texts]), polarity
+
+
+def _conjuncts(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if (
+        isinstance(test, cst.BooleanOperation)
+        and isinstance(test.operator, cst.And)
+        and not test.lpar
+    ):
+        return [*_conjuncts(test.left), *_conjuncts(test.right)]
+    return [test]
+
+
+def _truthiness_polarity(subject: str) -> Polarity:
+    # Any other name is read as a flag: `x` and `not x` still pair with each other, and only a
+    # known number (`rank`) is true on the other ranks, so `not rank` pairs with `rank != 0`.
+    name = subject.removesuffix("()").rpartition(".")[2]
+    return Polarity.NONZERO if name in NUMERIC_RANKS else Polarity.ZERO
 
 
 def _call_subject(test: cst.BaseExpression) -> str | None:

@@ -50,7 +50,9 @@ class RankConditionalLifecycleCall(Rule):
         the same class, and same-file functions that return a rank-dependent value. Values that
         travel through other modules, containers or function arguments with non-conventional names
         are not followed: add such names to `extend-rank-sources`. Same-file helpers are resolved
-        by name (`f()`, `self.m()`, `cls.m()`, `ClassName.m()`), not by type.
+        by name (`f()`, `self.m()`, `cls.m()`, `ClassName.m()`), not by type. Paths are not
+        counted: `if rank == 0: slot.step_epoch(); return` followed by `slot.step_epoch()` is
+        reported, although every rank steps once.
         """
     bad = (
         """

@@ -51,7 +51,8 @@ class DataDependentLoopLifecycleCall(Rule):
         Whether an iterable holds data is decided by its name and by what produced it in the same
         scope; loaders passed under other names are not recognised (add a substring with
         `extend-data-sources`). A loop is not flagged when its data-dependent exit is hidden in a
-        called function.
+        called function. A name containing a data word (`loss`, `acc`, `metric`, `score`...)
+        is data even when it is configuration, so `while step < args.grad_acc_steps` is reported.
         """
     bad = (
         """

@@ -44,7 +44,9 @@ class RankEarlyExitLifecycleCall(Rule):
         """
     known_limits = """
         Exits are followed within one function. A rank-dependent exit inside a called function, or
-        an exception raised on some ranks and caught by a caller, is not seen.
+        an exception raised on some ranks and caught by a caller, is not seen. Paths are not
+        counted: `if rank == 0: slot.step_epoch(); return` followed by `slot.step_epoch()` is
+        reported, although every rank steps once.
         """
     bad = (
         """

@@ -42,6 +42,8 @@ def skipped_by(facts: FileFacts, exit_: Exit) -> str:
     """``the rank-dependent early return at line 8 (if rank != 0) can skip it``."""
     word = _EXIT_WORDS.get(type(exit_.node), exit_.kind.value)
     guard = _GUARD_PREFIX.get(exit_.guard.kind, "") + facts.text(exit_.guard.test)
+    if exit_.guard.kind is ConditionKind.IF and exit_.branch == 1:
+        guard = f"else of {guard}"
     line = facts.line(exit_.node)
     return f"the rank-dependent early {word} at line {line} ({guard}) can skip it"
 
