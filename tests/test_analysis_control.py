@@ -600,3 +600,19 @@ def test_a_propagated_flag_and_its_negation_make_a_rank_zero_first_pair() -> Non
             dist.barrier()
     """
     assert found(source) == set()
+
+
+def test_a_parenthesised_conjunction_is_a_condition_like_any_other() -> None:
+    # Found on accelerate's accelerator.py: `if (a and b):` once recursed without end.
+    source = """
+    import torch.distributed as dist
+
+    def f(rank, evaluate):
+        if (rank != 0 and not evaluate):
+            dist.barrier()
+        if (rank == 0 and not evaluate):
+            dist.barrier()
+        if (rank == 0 and ready()):
+            dist.barrier()
+    """
+    assert found(source) == {(9, "ESP004")}

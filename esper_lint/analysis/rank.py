@@ -262,12 +262,8 @@ def _conjunction_polarity(
 
 
 def _conjuncts(test: cst.BaseExpression) -> list[cst.BaseExpression]:
-    if (
-        isinstance(test, cst.BooleanOperation)
-        and isinstance(test.operator, cst.And)
-        and not test.lpar
-    ):
-        return [*_conjuncts(test.left), *_conjuncts(test.right)]
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return [*_conjuncts(test.left), *_conjuncts(test.right)]  # parentheses change nothing
     return [test]
 
 
