@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MethodType
 from typing import Any
 
 import torch
@@ -28,8 +29,7 @@ from .protocol import (
     SideChannel,
     SlotSnapshot,
     WrapRequest,
-    decode_fingerprint,
-    describe_divergence,
+    describe_mismatch,
     encode_fingerprint,
     names_hash,
     open_side_channel,
@@ -38,30 +38,43 @@ from .protocol import (
 __all__ = ["SlotGuard", "wrap_slots"]
 
 _PATCHED_METHODS = ("step_epoch", "advance_stage")
+_PATCH_MARK = "_esper_runtime_patch"  # set on the functions of our patched methods
 
 
 class _Registry:
     """Slot -> the guard that wraps it, by identity (slots may be unhashable dataclasses).
 
-    Entries hold a weak reference to the slot when it allows one, so a dropped model does not
-    stay "wrapped" and a recycled id() is not mistaken for it.
+    Entries hold only weak references to the guard, and to the slot when it allows one; a
+    weakref callback drops the entry when either is collected. So a dropped model or guard
+    does not stay "wrapped", and a recycled id() is not mistaken for the old slot.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[Callable[[], Any], SlotGuard]] = {}
+        self._entries: dict[int, tuple[Callable[[], Any], weakref.ref[SlotGuard]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, slot: Any) -> SlotGuard | None:
         entry = self._entries.get(id(slot))
         if entry is None or entry[0]() is not slot:
             return None
-        return entry[1]
+        return entry[1]()
 
     def set(self, slot: Any, guard: SlotGuard) -> None:
+        key = id(slot)
+
+        def forget(_: object) -> None:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+
+        slot_ref: Callable[[], Any]
         try:
-            ref: Callable[[], Any] = weakref.ref(slot)
-        except TypeError:  # no __weakref__ slot: keep it alive while wrapped
-            ref = functools.partial(lambda kept: kept, slot)
-        self._entries[id(slot)] = (ref, guard)
+            slot_ref = weakref.ref(slot, forget)
+        except TypeError:  # no __weakref__ slot: kept alive until its guard is collected
+            slot_ref = functools.partial(lambda kept: kept, slot)
+        entry = (slot_ref, weakref.ref(guard, forget))
+        self._entries[key] = entry
 
     def discard(self, slot: Any, guard: SlotGuard) -> None:
         if self.get(slot) is guard:
@@ -113,6 +126,8 @@ def wrap_slots(
     if ranks is not None:
         if src not in ranks:
             raise ValueError(f"src={src} is not a rank of the group (ranks {list(ranks)})")
+        # Every local check runs before the meeting: after it, peers would wait for this rank.
+        _refuse_foreign_attributes(named)
         request = WrapRequest(len(named), names_hash([n for n, _ in named]), src, seconds)
         channel = open_side_channel(
             ranks, request, subgroup=group is not None and len(ranks) != dist.get_world_size()
@@ -211,29 +226,31 @@ class SlotGuard:
             _guard_of.set(wrapped.slot, self)
         if self._channel is None:
             return
-        for wrapped in self._wrapped:
-            for method in _PATCHED_METHODS:
-                if method in wrapped.slot.__dict__:
-                    self.unwrap()
-                    raise ValueError(
-                        f"slot {wrapped.name!r} already has an instance attribute {method!r} "
-                        "(patched by something else); esper_runtime will not shadow it"
-                    )
         for index, wrapped in enumerate(self._wrapped):
             slot = wrapped.slot
-            slot.__dict__["step_epoch"] = self._guarded_step_epoch(index, wrapped, slot.step_epoch)
-            slot.__dict__["advance_stage"] = self._guarded_advance_stage(
-                index, wrapped, slot.advance_stage
+            # Bound to the slot, so a deepcopy of the model binds the copy (see _guarding).
+            slot.__dict__["step_epoch"] = MethodType(self._guarded_step_epoch(index, wrapped), slot)
+            slot.__dict__["advance_stage"] = MethodType(
+                self._guarded_advance_stage(index, wrapped), slot
             )
         self._installed = True
 
-    def _guarded_step_epoch(
-        self, index: int, wrapped: _Wrapped, original: Callable[..., Any]
-    ) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def step_epoch(*args: Any, **kwargs: Any) -> Any:
+    def _guarding(self, slot: Any, wrapped: _Wrapped) -> bool:
+        """Whether a call of a patched method on ``slot`` is to be guarded by this guard.
+
+        It is not after ``unwrap()`` (a reference saved before it) or when ``slot`` is a copy of
+        the wrapped slot (``copy.deepcopy`` copies the patched methods, bound to the copy). Such
+        calls run the method ``slot`` has now, unguarded unless another guard wraps it.
+        """
+        return self._installed and slot is wrapped.slot
+
+    def _guarded_step_epoch(self, index: int, wrapped: _Wrapped) -> Callable[..., Any]:
+        @functools.wraps(_class_attribute(wrapped.slot, "step_epoch"))
+        def step_epoch(slot: Any, *args: Any, **kwargs: Any) -> Any:
+            if not self._guarding(slot, wrapped):
+                return _current_method(slot, "step_epoch", step_epoch)(*args, **kwargs)
             self._raise_if_failed()
-            result = original(*args, **kwargs)
+            result = _class_method(slot, "step_epoch")(*args, **kwargs)
             wrapped.step_calls += 1
             if self._batch_depth:
                 self._pending_sync = True
@@ -241,18 +258,20 @@ class SlotGuard:
                 self._sync_epoch(index)
             return result
 
+        setattr(step_epoch, _PATCH_MARK, True)
         return step_epoch
 
-    def _guarded_advance_stage(
-        self, index: int, wrapped: _Wrapped, original: Callable[..., Any]
-    ) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def advance_stage(*args: Any, **kwargs: Any) -> Any:
+    def _guarded_advance_stage(self, index: int, wrapped: _Wrapped) -> Callable[..., Any]:
+        @functools.wraps(_class_attribute(wrapped.slot, "advance_stage"))
+        def advance_stage(slot: Any, *args: Any, **kwargs: Any) -> Any:
+            if not self._guarding(slot, wrapped):
+                return _current_method(slot, "advance_stage", advance_stage)(*args, **kwargs)
             self._raise_if_failed()
             wrapped.advance_calls += 1
             self._check(CallKind.ADVANCE_STAGE, f"{wrapped.name}.advance_stage() pre-check", index)
-            return original(*args, **kwargs)
+            return _class_method(slot, "advance_stage")(*args, **kwargs)
 
+        setattr(advance_stage, _PATCH_MARK, True)
         return advance_stage
 
     # ------------------------------------------------------------------ syncing
@@ -271,11 +290,8 @@ class SlotGuard:
         except DesyncError as error:
             self._failure = error
             raise
-        if all(torch.equal(row, mine) for row in rows):
-            return
-        decoded = [decode_fingerprint(row) for row in rows]
-        divergence = describe_divergence(
-            decoded, channel.global_ranks, self.slot_names, self._stage_label
+        divergence = describe_mismatch(
+            rows, channel.global_ranks, self.slot_names, self._stage_label
         )
         if divergence is not None:
             self._failure = DesyncError(
@@ -338,6 +354,50 @@ class SlotGuard:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _class_attribute(slot: Any, name: str) -> Any:
+    """``name`` as the slot's class defines it, ignoring the instance's own attributes."""
+    for klass in type(slot).__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    raise AttributeError(f"{type(slot).__name__} has no method {name!r}")
+
+
+def _class_method(slot: Any, name: str) -> Callable[..., Any]:
+    method: Callable[..., Any] = _class_attribute(slot, name).__get__(slot, type(slot))
+    return method
+
+
+def _is_patch(attribute: object) -> bool:
+    return isinstance(attribute, MethodType) and bool(
+        getattr(attribute.__func__, _PATCH_MARK, False)
+    )
+
+
+def _current_method(slot: Any, name: str, patch: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``slot.<name>`` means now, skipping ``patch`` itself (a stale or copied patch)."""
+    attribute = slot.__dict__.get(name)
+    if attribute is None or (isinstance(attribute, MethodType) and attribute.__func__ is patch):
+        return _class_method(slot, name)
+    current: Callable[..., Any] = attribute
+    return current
+
+
+def _refuse_foreign_attributes(named: Sequence[tuple[str, Any]]) -> None:
+    """Refuse to shadow instance attributes that something else put on a slot.
+
+    A patch of an earlier guard is not foreign: it is left on a ``deepcopy`` of a wrapped slot
+    (or on a slot whose guard was collected) and only forwards calls, so it may be replaced.
+    """
+    for name, slot in named:
+        own: dict[str, Any] = getattr(slot, "__dict__", {})
+        for method in _PATCHED_METHODS:
+            if method in own and not _is_patch(own[method]):
+                raise ValueError(
+                    f"slot {name!r} already has an instance attribute {method!r} "
+                    "(patched by something else); esper_runtime will not shadow it"
+                )
 
 
 def _collect_slots(

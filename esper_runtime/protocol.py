@@ -144,6 +144,32 @@ def describe_divergence(
     return "first divergence: " + "; ".join(parts) + "\n" + table
 
 
+def describe_mismatch(
+    rows: Sequence[torch.Tensor],
+    ranks: Sequence[int],
+    slot_names: Sequence[str],
+    stage_label: Callable[[int, int], str],
+) -> str | None:
+    """Like :func:`describe_divergence` on raw fingerprints: None only when they are identical.
+
+    Rows can differ in fields the decoded form drops (the magic, the has-seed flag): that is
+    still a desync (a foreign or corrupt fingerprint), reported with the raw rows.
+    """
+    if all(torch.equal(row, rows[0]) for row in rows):
+        return None
+    divergence = describe_divergence(
+        [decode_fingerprint(row) for row in rows], ranks, slot_names, stage_label
+    )
+    if divergence is not None:
+        return divergence
+    raw = "\n".join(f"rank {r}: {row.tolist()}" for r, row in zip(ranks, rows, strict=True))
+    return (
+        "first divergence: the raw fingerprints differ in a field that is not a call count, "
+        "stage or slot (a foreign or corrupt fingerprint; is every rank running the same "
+        f"esper_runtime version?)\n{raw}"
+    )
+
+
 def _slot_name(slot_names: Sequence[str], index: int) -> str:
     return slot_names[index] if index < len(slot_names) else f"#{index}"
 
@@ -367,23 +393,38 @@ def _meet_in_store(store: Store, prefix: str, ranks: tuple[int, ...], request: W
     rank = dist.get_rank()
     payload = f"{request.slot_count}:{request.name_hash}:{request.src}"
     keys = [f"{prefix}/arrive/{r}" for r in ranks]
-    store.set(f"{prefix}/arrive/{rank}", payload)
     started = time.monotonic()
     try:
+        store.set(f"{prefix}/arrive/{rank}", payload)
         store.wait(keys, timedelta(seconds=request.timeout))
     except RuntimeError as error:
-        missing = [r for r, key in zip(ranks, keys, strict=True) if not store.check([key])]
+        missing = _absent_ranks(store, ranks, keys)
+        who = "the other ranks (store unreachable)" if missing is None else f"rank(s) {missing}"
         raise DesyncTimeout(
             f"esper_runtime: wrap_slots() on rank {rank} waited "
-            f"{time.monotonic() - started:.1f} s for rank(s) {missing} to call wrap_slots() "
+            f"{time.monotonic() - started:.1f} s for {who} to call wrap_slots() "
             "too, and gave up. wrap_slots() must be called on every rank of the group, in the "
             f"same order.\nUnderlying error: {_first_line(str(error))}",
-            missing_ranks=tuple(missing),
+            missing_ranks=tuple(missing or ()),
             call="wrap_slots",
         ) from error
-    payloads = {r: store.get(key).decode() for r, key in zip(ranks, keys, strict=True)}
+    try:
+        payloads = {r: store.get(key).decode() for r, key in zip(ranks, keys, strict=True)}
+    except RuntimeError as error:
+        raise DesyncTimeout(
+            f"esper_runtime: wrap_slots() on rank {rank}: every rank arrived, but reading "
+            f"their requests from the store failed.\nUnderlying error: {_first_line(str(error))}",
+            call="wrap_slots",
+        ) from error
     if len(set(payloads.values())) > 1:
         raise DesyncError(_wrap_mismatch_message(rank, payloads))
+
+
+def _absent_ranks(store: Store, ranks: tuple[int, ...], keys: list[str]) -> list[int] | None:
+    try:
+        return [r for r, key in zip(ranks, keys, strict=True) if not store.check([key])]
+    except RuntimeError:  # the store host is gone too
+        return None
 
 
 def _wrap_mismatch_message(rank: int, payloads: dict[int, str]) -> str:

@@ -306,6 +306,7 @@ def extra_step_epoch(rank: int, faulty: int) -> dict[str, Any]:
         _record_error(result, error)
         try:  # a failed guard refuses further calls instead of using a broken group
             guard.step_epoch()
+            result["after_failure"] = "no error: the failed guard ran another sync"
         except DesyncError as again:
             result["after_failure"] = str(again)
     return result
@@ -409,6 +410,20 @@ def wrap_on_some_ranks_job(rank: int, world_size: int, faulty: int) -> dict[str,
         guard = wrap_slots(slots, timeout=FAULT_TIMEOUT)
         guard.step_epoch()  # noqa: ESP003 - the injected fault: the faulty rank never wraps
     except DesyncError as error:
+        _record_error(result, error)
+    return result
+
+
+def foreign_attribute_on_one_rank(rank: int, world_size: int, faulty: int) -> dict[str, Any]:
+    """The faulty rank's slot has an instance ``step_epoch``: wrap_slots refuses it locally."""
+    result = _fault_result("a foreign instance attribute on one rank")
+    slots = make_slots(10)
+    if rank == faulty:
+        slots[0].__dict__["step_epoch"] = slots[0].step_epoch
+    result["t_fault"] = time.time()
+    try:
+        wrap_slots(slots, timeout=FAULT_TIMEOUT).unwrap()
+    except (DesyncError, ValueError) as error:
         _record_error(result, error)
     return result
 

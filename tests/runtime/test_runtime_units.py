@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import gc
 import pickle
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import timedelta
 from enum import IntEnum
@@ -19,11 +22,16 @@ from torch import nn
 
 from esper_runtime import DesyncError, DesyncTimeout, SeedSlotAdapter, SlotAdapter, wrap_slots
 from esper_runtime.adapters import CONTROLLER_FIELDS
+from esper_runtime.guard import SlotGuard, _guard_of, _refuse_foreign_attributes
 from esper_runtime.protocol import (
     CallKind,
+    SideChannel,
     SlotSnapshot,
+    WrapRequest,
+    _meet_in_store,
     decode_fingerprint,
     describe_divergence,
+    describe_mismatch,
     encode_fingerprint,
     names_hash,
 )
@@ -373,3 +381,99 @@ def test_custom_adapter_and_unhashable_slots() -> None:
     assert slot.steps == 1
     guard.unwrap()
     wrap_slots([_CounterSlot()], adapter=adapter).unwrap()
+
+
+# --------------------------------------------------------------------------- guard lifecycle
+# An active guard needs a side channel; a real one-rank gloo group gives one in-process.
+
+
+def _active_guard(slots: list[Any]) -> SlotGuard:
+    group = dist.new_group(ranks=[0], backend="gloo", timeout=timedelta(seconds=10))
+    channel = SideChannel(group, (0,), 0, 10.0, None, "test")
+    named = [(f"slots[{index}]", slot) for index, slot in enumerate(slots)]
+    guard = SlotGuard(named, SeedSlotAdapter(), channel)
+    guard._install()
+    return guard
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_dropped_guards_and_slots_leave_the_registry(single_rank_group: None) -> None:
+    slot = ReferenceSlot()
+    wrap_slots([slot])  # a no-op guard, dropped at once: the slot is free again
+    gc.collect()
+    wrap_slots([slot]).unwrap()
+
+    before = len(_guard_of)
+    wrapped = ReferenceSlot()
+    guard = _active_guard([wrapped])
+    assert len(_guard_of) == before + 1
+    slot_ref, guard_ref = weakref.ref(wrapped), weakref.ref(guard)
+    del wrapped, guard
+    gc.collect()
+    assert slot_ref() is None and guard_ref() is None  # the registry kept neither alive
+    assert len(_guard_of) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_a_saved_patched_method_runs_unguarded_after_unwrap(single_rank_group: None) -> None:
+    slot = ReferenceSlot(4)
+    guard = _active_guard([slot])
+    step_epoch, advance_stage = slot.step_epoch, slot.advance_stage
+    step_epoch()
+    assert guard._syncs == 1
+    guard.unwrap()
+    step_epoch()  # ticks once, unguarded, instead of ticking and then failing
+    assert slot.alpha == pytest.approx(0.5)
+    assert advance_stage().passed
+    assert guard._syncs == 1
+    assert "step_epoch" not in slot.__dict__
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_a_deepcopy_of_a_wrapped_model_runs_its_own_methods(single_rank_group: None) -> None:
+    model = nn.Sequential(ReferenceSlot(4))
+    guard = _active_guard([model[0]])
+    clone = copy.deepcopy(model)
+    clone[0].step_epoch()
+    clone[0].advance_stage()
+    assert clone[0].alpha == pytest.approx(0.25)
+    assert model[0].alpha == 0.0  # the original slot was not ticked through the copy
+    assert guard._syncs == 0 and guard._wrapped[0].step_calls == 0
+    model[0].step_epoch()
+    assert guard._syncs == 1
+
+    _refuse_foreign_attributes([("clone", clone[0])])  # a copied patch may be replaced
+    own_guard = _active_guard([clone[0]])
+    clone[0].step_epoch()
+    assert own_guard._syncs == 1 and guard._syncs == 1
+    own_guard.unwrap()
+    guard.unwrap()
+    assert "step_epoch" not in model[0].__dict__ and "step_epoch" not in clone[0].__dict__
+
+
+def test_foreign_instance_attributes_are_refused() -> None:
+    slot = ReferenceSlot()
+    slot.__dict__["step_epoch"] = lambda: None
+    with pytest.raises(ValueError, match="already has an instance attribute 'step_epoch'"):
+        _refuse_foreign_attributes([("slot", slot)])
+
+
+def test_raw_fingerprints_differing_outside_the_decoded_fields_are_a_mismatch() -> None:
+    mine = encode_fingerprint(CallKind.STEP_EPOCH, 1, 7, [SlotSnapshot(1, 0, 2)])
+    foreign = mine.clone()
+    foreign[0] = 0  # the magic: decode_fingerprint drops it
+    assert decode_fingerprint(foreign) == decode_fingerprint(mine)
+    assert describe_mismatch([mine, mine.clone()], (0, 1), ["slots[0]"], _label) is None
+    text = describe_mismatch([mine, foreign], (0, 1), ["slots[0]"], _label)
+    assert text is not None and "raw fingerprints differ" in text
+    assert f"rank 1: {foreign.tolist()}" in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_a_dead_store_in_the_wrap_meeting_is_a_desync_timeout(single_rank_group: None) -> None:
+    server = dist.TCPStore("127.0.0.1", 0, 1, is_master=True, wait_for_workers=False)
+    client = dist.TCPStore("127.0.0.1", server.port, is_master=False, timeout=timedelta(seconds=2))
+    del server  # the store host is gone: set/wait/check/get raise RuntimeError
+    with pytest.raises(DesyncTimeout) as caught:
+        _meet_in_store(client, "test", (0, 1), WrapRequest(1, 2, 0, 1.0))
+    assert caught.value.call == "wrap_slots"
