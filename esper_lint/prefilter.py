@@ -27,11 +27,6 @@ _ASCII_COMPATIBLE_CODEC = re.compile(
 _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 
 
-def candidate_names(config: Config) -> frozenset[str]:
-    """Every bare name whose appearance makes a file a parse candidate (the analysis decides)."""
-    return symmetric_call_names(config)
-
-
 class _Trie(dict[str, "_Trie"]):
     pass
 
@@ -94,4 +89,4 @@ def _predicate(names: frozenset[str]) -> Callable[[bytes], bool]:
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:
     """``is_candidate(source)``: could this file hold a symmetric call under ``config``?"""
-    return _predicate(candidate_names(config))
+    return _predicate(symmetric_call_names(config))

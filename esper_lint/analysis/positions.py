@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 import libcst as cst
@@ -41,22 +42,7 @@ class _Recorder:
         state.found.setdefault(self.node, CodeRange(self.start, end))
 
 
-class _Nothing:
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        return None
-
-
-_NOTHING = _Nothing()
+_NOTHING: AbstractContextManager[None] = nullcontext()  # reusable: it holds no state
 
 
 class _PositionState(CodegenState):
@@ -92,7 +78,7 @@ class _PositionState(CodegenState):
         *,
         start_node: cst.CSTNode | None = None,
         end_node: cst.CSTNode | None = None,
-    ) -> _Recorder | _Nothing:
+    ) -> AbstractContextManager[None]:
         # Statements hoist their end from their body; only their start is ever asked for.
         return _Recorder(self, node) if node in self.targets else _NOTHING
 
