@@ -1,12 +1,29 @@
 """The analysis: one pass over a parsed module answers every rule's questions.
 
-- ``facts.build_facts(module, config) -> FileFacts``: the symmetric calls of the file (lifecycle
-  calls and collectives, direct or through same-file helpers, with the helper chain), each with
-  ``condition`` (the controlling rank condition or rank-only decorator), ``data_loop`` (the
-  enclosing loop with a data-dependent trip count) and ``early_exit`` (the rank-dependent early
-  exit that can skip it); ``FileFacts.line``/``range_of``/``text`` resolve positions and source
-  text lazily.
-- ``symbols``: lifecycle and collective names, import resolution, ``symmetric_call_names``.
+Entry point and what the rules read:
+
+- ``facts``: ``build_facts(module, config) -> FileFacts``: the symmetric calls of the file
+  (``SymmetricCall``: lifecycle calls and collectives, direct or through helpers, with the
+  chain), each with ``condition`` (the controlling rank condition or rank-only decorator),
+  ``data_loop`` (the enclosing loop with a data-dependent trip count) and ``early_exit`` (the
+  rank-dependent early exit that can skip it); ``FileFacts.line``/``range_of``/``text`` resolve
+  positions and source text lazily.
+
+The single traversal, one room per question (``traversal`` holds the shared state):
+
+- ``scopes`` -- what does this name or call resolve to? Definitions, imports, bindings, the keys
+  of helper functions.
+- ``values`` -- does this value differ across ranks? The bits of expressions, assignments, what
+  collectives make the same on every rank.
+- ``flow`` -- what controls this call? Blocks, conditions, loops, comprehensions, handlers and
+  the rank-dependent early exits.
+
+The tables and decisions those rooms consult:
+
+- ``calls``: the recorded calls, each function's calls, and the helper chains that lead to a
+  symmetric call.
+- ``symbols`` (and ``names``, libcst-free for the prefilter): lifecycle and collective names,
+  import qualification, ``symmetric_call_names``.
 - ``rank``: rank, data and loader sources, distributed-mode checks, condition polarity.
 - ``loops``: loop frames and why a loop's trip count depends on data.
 - ``control``: condition frames, early exits, the exemptions (same calls on every branch,

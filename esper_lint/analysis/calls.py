@@ -1,0 +1,143 @@
+"""The calls a file makes that must run on every rank, direct or through helper functions.
+
+The traversal records every call that is symmetric itself (a lifecycle call, a collective) or may
+resolve to a helper function (``CallRecord``), and each function's own records
+(``FunctionInfo``). After the walk, ``HelperChains`` follows helper calls to the symmetric calls
+they make (``SymmetricCall.chain``: ``sync() -> dist.all_reduce()``); recursion ends at a
+function already being followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from esper_lint.analysis.control import (
+    Condition,
+    Context,
+    Exit,
+    Exits,
+    controlling_condition,
+    enclosing_data_loop,
+)
+from esper_lint.analysis.loops import Loop
+from esper_lint.analysis.rank import NONE
+from esper_lint.analysis.symbols import CallKind, dotted_name
+
+
+@dataclass(eq=False)
+class CallRecord:
+    """A call that is symmetric itself or may resolve to a same-file helper."""
+
+    node: cst.Call
+    kind: CallKind | None
+    helper_key: str | None
+    context: Context
+    exits: Exits
+
+
+@dataclass(eq=False)
+class FunctionInfo:
+    key: str
+    records: list[CallRecord] = field(default_factory=list)
+    return_bits: int = NONE
+    # per-position bits when every `return` returns a tuple of the same length
+    element_returns: list[int] | None = None
+    mixed_returns: bool = False
+
+    def note_return(self, parts: list[int] | None) -> None:
+        if parts is None or self.mixed_returns:
+            self.mixed_returns = True
+            self.element_returns = None
+        elif self.element_returns is None:
+            self.element_returns = parts
+        elif len(self.element_returns) == len(parts):
+            self.element_returns = [a | b for a, b in zip(self.element_returns, parts, strict=True)]
+        else:
+            self.mixed_returns = True
+            self.element_returns = None
+
+
+@dataclass(frozen=True, eq=False)
+class SymmetricCall:
+    """A lifecycle call or collective, possibly through same-file helpers (``chain``)."""
+
+    record: CallRecord
+    kind: CallKind
+    chain: tuple[str, ...]
+
+    @property
+    def node(self) -> cst.Call:
+        return self.record.node
+
+    @property
+    def text(self) -> str:
+        return " -> ".join(self.chain)
+
+    @property
+    def condition(self) -> Condition | None:
+        """The rank-dependent condition (or rank-only decorator) controlling this call."""
+        return controlling_condition(self.record.context, self.kind.value)
+
+    @property
+    def data_loop(self) -> Loop | None:
+        """The innermost enclosing loop with a data-dependent trip count."""
+        return enclosing_data_loop(self.record.context)
+
+    @property
+    def early_exit(self) -> Exit | None:
+        """The nearest earlier rank-dependent early exit that can skip this call."""
+        return self.record.exits[-1] if self.record.exits else None
+
+
+Chain = tuple[str, ...]
+
+
+class HelperChains:
+    """Which symmetric calls each recorded call makes, through the functions of ``functions``."""
+
+    def __init__(self, module: cst.Module, functions: dict[str, FunctionInfo]) -> None:
+        self.module = module
+        self.functions = functions
+        self.memo: dict[tuple[str, CallKind], Chain | None] = {}
+
+    def symmetric_calls(self, records: list[CallRecord]) -> list[SymmetricCall]:
+        calls: list[SymmetricCall] = []
+        for record in records:
+            if record.kind is not None:
+                calls.append(SymmetricCall(record, record.kind, (self.display(record),)))
+                continue
+            assert record.helper_key is not None
+            for kind in CallKind:
+                chain = self.chain(record.helper_key, kind, frozenset())
+                if chain is not None:
+                    calls.append(SymmetricCall(record, kind, (self.display(record), *chain)))
+        return calls
+
+    def chain(self, key: str, kind: CallKind, visiting: frozenset[str]) -> Chain | None:
+        """The calls from function ``key`` down to a symmetric call of ``kind``, if it makes one."""
+        if (key, kind) in self.memo:
+            return self.memo[(key, kind)]
+        info = self.functions.get(key)
+        if info is None or key in visiting:
+            return None
+        chain: Chain | None = None
+        for record in info.records:
+            if record.kind is kind:
+                chain = (self.display(record),)
+                break
+            if record.kind is None and record.helper_key is not None:
+                sub = self.chain(record.helper_key, kind, visiting | {key})
+                if sub is not None:
+                    chain = (self.display(record), *sub)
+                    break
+        self.memo[(key, kind)] = chain
+        return chain
+
+    def display(self, record: CallRecord) -> str:
+        func = record.node.func
+        text = dotted_name(func)
+        if text is None:
+            text = " ".join(self.module.code_for_node(func).split())
+        return f"{text}()"
