@@ -8,12 +8,12 @@ Layout::
         v<version>/<key>.json
 
 ``<key>`` hashes the cache format, the tool version, a fingerprint of the installed package's
-sources, the project root and the ``extend_*`` settings (the only configuration the analysis
-reads). The document maps each file (relative to the root) to its stat signature, the blake2b
-digest of its bytes, whether it was parsed, and its raw diagnostics (before select/ignore, so
-changing those does not invalidate anything). A warm run loads one small file and stats each
-source file; it neither reads nor hashes a file whose signature is unchanged. A file whose
-signature changed is hashed, and any entry with the same digest answers for it.
+sources, the project root, the ``extend_*`` settings and ``backends`` (the only configuration the
+analysis reads). The document maps each file (relative to the root) to its stat signature, the
+blake2b digest of its bytes, whether it was parsed, and its raw diagnostics (before select/ignore,
+so changing those does not invalidate anything). A warm run loads one small file and stats each
+source file; it neither reads nor hashes a file whose signature is unchanged. A file whose signature
+changed is hashed, and any entry with the same digest answers for it.
 
 Nothing read back is trusted: a document or entry that does not have exactly the expected shape
 is ignored (and rebuilt on the next write). Writes go to a temporary file in the same directory
@@ -116,6 +116,8 @@ def cache_key(config: Config) -> str:
         "extend_symmetric_calls": list(config.extend_symmetric_calls),
         "extend_rank_sources": list(config.extend_rank_sources),
         "extend_data_sources": list(config.extend_data_sources),
+        "extend_implicit_collectives": list(config.extend_implicit_collectives),
+        "backends": sorted(config.backends),
     }
     encoded = json.dumps(material, sort_keys=True).encode("utf-8")
     return blake2b(encoded, digest_size=12).hexdigest()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from esper_lint.analysis.implicit_collectives import BACKENDS
 from esper_lint.globs import translate_glob
 
 if sys.version_info >= (3, 11):
@@ -43,11 +44,13 @@ LIST_KEYS = (
     "extend-symmetric-calls",
     "extend-rank-sources",
     "extend-data-sources",
+    "extend-implicit-collectives",
+    "backends",
     "exclude",
 )
 CODE_LIST_KEYS = ("select", "ignore")
 # Matched against the final name of a call, attribute or name: each entry must be one.
-NAME_LIST_KEYS = ("extend-symmetric-calls", "extend-rank-sources")
+NAME_LIST_KEYS = ("extend-symmetric-calls", "extend-rank-sources", "extend-implicit-collectives")
 # Matched as a substring of a name: an empty entry would match every loop.
 NAME_PART_LIST_KEYS = ("extend-data-sources",)
 VALID_KEYS = (*LIST_KEYS, "per-file-ignores")
@@ -61,7 +64,8 @@ class ConfigError(Exception):
 class Config:
     """What the analysis and the engine need to know.
 
-    The ``extend_*`` fields change what the analysis finds, so they are part of the cache key.
+    The ``extend_*`` fields and ``backends`` change what the analysis finds, so they are part of
+    the cache key.
     ``select``/``ignore``/``per_file_ignores`` only filter findings after the fact.
     """
 
@@ -70,6 +74,9 @@ class Config:
     extend_symmetric_calls: tuple[str, ...] = ()
     extend_rank_sources: tuple[str, ...] = ()
     extend_data_sources: tuple[str, ...] = ()
+    extend_implicit_collectives: tuple[str, ...] = ()
+    # the training backends whose implicit collectives ESP006 checks
+    backends: tuple[str, ...] = BACKENDS
     exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     root: Path = field(default_factory=Path.cwd)
@@ -148,6 +155,8 @@ def config_from_table(table: Mapping[str, Any], *, root: Path, where: str) -> Co
             _is_name_part,
             "a non-empty part of a Python name (letters, digits, underscores)",
         )
+    if "backends" in lists:
+        _check_backends(where, lists["backends"])
     values: dict[str, Any] = {key.replace("-", "_"): value for key, value in lists.items()}
     if "per-file-ignores" in table:
         values["per_file_ignores"] = _per_file_ignores(table["per-file-ignores"], where)
@@ -224,6 +233,20 @@ def _check_entries(
     for entry in entries:
         if not valid(entry):
             raise ConfigError(f"{where}: '{key}': invalid entry {entry!r}: expected {expected}")
+
+
+def _check_backends(where: str, backends: tuple[str, ...]) -> None:
+    known = ", ".join(f"'{backend}'" for backend in BACKENDS)
+    if not backends:
+        raise ConfigError(
+            f"{where}: 'backends' must name at least one of {known} "
+            "(to turn ESP006 off, add it to 'ignore')"
+        )
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"{where}: 'backends': unknown backend {backend!r}: expected one of {known}"
+            )
 
 
 def _is_name_part(entry: str) -> bool:

@@ -21,6 +21,7 @@ from esper_lint.analysis.control import (
     controlling_condition,
     enclosing_data_loop,
 )
+from esper_lint.analysis.implicit_collectives import ImplicitCollective
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE
 from esper_lint.analysis.symbols import CallKind, dotted_name
@@ -35,6 +36,7 @@ class CallRecord:
     helper_key: str | None
     context: Context
     exits: Exits
+    implicit: ImplicitCollective | None = None  # the table entry of an IMPLICIT call (ESP006)
 
 
 @dataclass(eq=False)
@@ -66,6 +68,12 @@ class SymmetricCall:
     record: CallRecord
     kind: CallKind
     chain: tuple[str, ...]
+    terminal: CallRecord | None = None  # the call at the end of ``chain``, when not ``record``
+
+    @property
+    def implicit(self) -> ImplicitCollective | None:
+        """The implicit-collectives table entry of the call at the end of the chain (ESP006)."""
+        return (self.terminal or self.record).implicit
 
     @property
     def node(self) -> cst.Call:
@@ -92,6 +100,8 @@ class SymmetricCall:
 
 
 Chain = tuple[str, ...]
+# a chain, and the record of the symmetric call at its end
+Found = tuple[Chain, CallRecord]
 
 
 class HelperChains:
@@ -100,7 +110,7 @@ class HelperChains:
     def __init__(self, module: cst.Module, functions: dict[str, FunctionInfo]) -> None:
         self.module = module
         self.functions = functions
-        self.memo: dict[tuple[str, CallKind], Chain | None] = {}
+        self.memo: dict[tuple[str, CallKind], Found | None] = {}
 
     def symmetric_calls(self, records: list[CallRecord]) -> list[SymmetricCall]:
         calls: list[SymmetricCall] = []
@@ -110,30 +120,33 @@ class HelperChains:
                 continue
             assert record.helper_key is not None
             for kind in CallKind:
-                chain = self.chain(record.helper_key, kind, frozenset())
-                if chain is not None:
-                    calls.append(SymmetricCall(record, kind, (self.display(record), *chain)))
+                found = self.chain(record.helper_key, kind, frozenset())
+                if found is not None:
+                    chain, terminal = found
+                    display = (self.display(record), *chain)
+                    calls.append(SymmetricCall(record, kind, display, terminal))
         return calls
 
-    def chain(self, key: str, kind: CallKind, visiting: frozenset[str]) -> Chain | None:
-        """The calls from function ``key`` down to a symmetric call of ``kind``, if it makes one."""
+    def chain(self, key: str, kind: CallKind, visiting: frozenset[str]) -> Found | None:
+        """The calls from function ``key`` down to a symmetric call of ``kind``, if it makes one,
+        and that call's record."""
         if (key, kind) in self.memo:
             return self.memo[(key, kind)]
         info = self.functions.get(key)
         if info is None or key in visiting:
             return None
-        chain: Chain | None = None
+        found: Found | None = None
         for record in info.records:
             if record.kind is kind:
-                chain = (self.display(record),)
+                found = ((self.display(record),), record)
                 break
             if record.kind is None and record.helper_key is not None:
                 sub = self.chain(record.helper_key, kind, visiting | {key})
                 if sub is not None:
-                    chain = (self.display(record), *sub)
+                    found = ((self.display(record), *sub[0]), sub[1])
                     break
-        self.memo[(key, kind)] = chain
-        return chain
+        self.memo[(key, kind)] = found
+        return found
 
     def display(self, record: CallRecord) -> str:
         func = record.node.func

@@ -17,6 +17,7 @@ from libcst.metadata import CodeRange
 from esper_lint.analysis.calls import CallRecord, FunctionInfo, HelperChains, SymmetricCall
 from esper_lint.analysis.control import Condition, decide_exemptions
 from esper_lint.analysis.flow import FlowWalk
+from esper_lint.analysis.implicit import ImplicitCalls
 from esper_lint.analysis.loops import loop_line_node
 from esper_lint.analysis.positions import positions_of
 from esper_lint.analysis.rank import NONE, RANK, Sources
@@ -33,9 +34,21 @@ MAX_EXTRA_PASSES = 2
 class FileFacts:
     """What the rules ask: the symmetric calls, what controls them, and where things are."""
 
-    def __init__(self, module: cst.Module, calls: list[SymmetricCall]) -> None:
+    def __init__(
+        self, module: cst.Module, calls: list[SymmetricCall], sources: Sources | None = None
+    ) -> None:
         self.module = module
         self.calls = calls
+        self.sources = sources if sources is not None else Sources.from_config(Config())
+
+    def backend_guarded(self, call: SymmetricCall, backends: frozenset[str]) -> bool:
+        """Whether what controls ``call`` decides on the backend too (see ``backends``)."""
+        from esper_lint.analysis.backends import backend_guarded, rank_test_by_name
+
+        record = call.record
+        return backend_guarded(
+            record.context, record.exits, sorted(backends), rank_test_by_name(self.sources)
+        )
 
     def calls_of(self, kind: CallKind) -> list[SymmetricCall]:
         return [call for call in self.calls if call.kind is kind]
@@ -83,21 +96,26 @@ class FileFacts:
 def build_facts(module: cst.Module, config: Config) -> FileFacts:
     names = SymmetricNames.from_config(config)
     sources = Sources.from_config(config)
+    implicit = ImplicitCalls.from_config(config)
     known_returns: dict[str, int] = {}
-    walker = _walk(module, names, sources, known_returns)
+    walker = _walk(module, names, sources, known_returns, implicit)
     for _ in range(MAX_EXTRA_PASSES):
         returns = {key: info.return_bits for key, info in walker.functions.items()}
         # a function used before its definition turned out to return a rank-dependent value
         if not any(returns.get(key, NONE) & RANK for key in walker.used_before_definition):
             break
-        walker = _walk(module, names, sources, returns)
+        walker = _walk(module, names, sources, returns, implicit)
     return walker.facts()
 
 
 def _walk(
-    module: cst.Module, names: SymmetricNames, sources: Sources, known_returns: dict[str, int]
+    module: cst.Module,
+    names: SymmetricNames,
+    sources: Sources,
+    known_returns: dict[str, int],
+    implicit: ImplicitCalls,
 ) -> _Walker:
-    walker = _Walker(module, names, sources, known_returns)
+    walker = _Walker(module, names, sources, known_returns, implicit)
     walker.walk()
     return walker
 
@@ -111,8 +129,9 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
         names: SymmetricNames,
         sources: Sources,
         known_returns: dict[str, int],
+        implicit: ImplicitCalls,
     ) -> None:
-        super().__init__(module, names, sources, known_returns)
+        super().__init__(module, names, sources, known_returns, implicit)
         self.stmt_handlers = {
             cst.SimpleStatementLine: self._simple_line,  # type: ignore[dict-item]
             cst.If: self._if_statement,  # type: ignore[dict-item]
@@ -161,4 +180,4 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
                 if isinstance(frame, Condition):
                     frame.record(branch, key)
         decide_exemptions(self.conditions, self.complements)
-        return FileFacts(self.module, calls)
+        return FileFacts(self.module, calls, self.sources)

@@ -6,6 +6,7 @@ live apart from the libcst-based resolution in ``symbols``.
 
 from __future__ import annotations
 
+from esper_lint.analysis.implicit_collectives import prefilter_words
 from esper_lint.config import Config
 
 LIFECYCLE_NAMES = frozenset({"step_epoch", "advance_stage"})
@@ -43,6 +44,32 @@ STRATEGY_COLLECTIVES = frozenset(
 )
 FABRIC_COLLECTIVES = frozenset({"barrier", "broadcast", "all_gather", "all_reduce"})
 SELF_COLLECTIVES = frozenset({"all_gather"})  # LightningModule.all_gather
+MPI4PY = "mpi4py"
+# mpi4py's communicator methods that every rank of the communicator must call: the pickle-based
+# lower-case ones and the buffer-based capitalised ones.
+MPI_COLLECTIVES = frozenset(
+    {
+        "bcast",
+        "Bcast",
+        "allreduce",
+        "Allreduce",
+        "reduce",
+        "Reduce",
+        "gather",
+        "Gather",
+        "allgather",
+        "Allgather",
+        "scatter",
+        "Scatter",
+        "alltoall",
+        "Alltoall",
+        "barrier",
+        "Barrier",
+    }
+)
+# The part of a receiver's name that marks an mpi4py communicator (``comm``, ``self.comm``,
+# ``MPI.COMM_WORLD``, ``world_comm``), in files that import mpi4py.
+MPI_COMMUNICATOR_WORD = "comm"
 
 
 def symmetric_call_names(config: Config) -> frozenset[str]:
@@ -56,4 +83,6 @@ def symmetric_call_names(config: Config) -> frozenset[str]:
         | STRATEGY_COLLECTIVES
         | FABRIC_COLLECTIVES
         | SELF_COLLECTIVES
+        | MPI_COLLECTIVES
+        | prefilter_words(config.backends, config.extend_implicit_collectives)
     )

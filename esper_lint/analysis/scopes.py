@@ -14,6 +14,7 @@ import libcst as cst
 
 from esper_lint.analysis.calls import FunctionInfo
 from esper_lint.analysis.control import Exits
+from esper_lint.analysis.implicit import Scope as BindingScope
 from esper_lint.analysis.rank import DATA, ITER, RANK
 from esper_lint.analysis.traversal import Scope, WalkState
 
@@ -134,6 +135,16 @@ class ScopeWalk(WalkState):
                     self.class_attrs[(self.method_class, target.attr.value)] = bits
         else:
             self.expr(target)
+
+    def _note_constructed(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        """What ``target = value`` binds among the implicit-collectives table's constructors
+        (a DDP model, a torchmetrics metric, a DeepSpeed engine)."""
+        self.constructed.note(target, value, self.imports, self._binding_scope())
+
+    def _binding_scope(self) -> BindingScope:
+        """The enclosing functions (innermost first) and the method's class."""
+        functions = tuple(key for key, _names in reversed(self.local_defs))
+        return BindingScope(functions, self.method_class)
 
     def _binding(self, name: str) -> int | None:
         """Bits of the binding a name refers to (class bodies are not seen from methods)."""

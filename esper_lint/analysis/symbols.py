@@ -21,6 +21,9 @@ from esper_lint.analysis.names import (  # noqa: F401  (re-exported)
     DIST_COLLECTIVES,
     FABRIC_COLLECTIVES,
     LIFECYCLE_NAMES,
+    MPI4PY,
+    MPI_COLLECTIVES,
+    MPI_COMMUNICATOR_WORD,
     SELF_COLLECTIVES,
     STRATEGY_COLLECTIVES,
     TORCH_DISTRIBUTED,
@@ -32,6 +35,7 @@ from esper_lint.config import Config
 class CallKind(Enum):
     LIFECYCLE = "lifecycle"
     COLLECTIVE = "collective"
+    IMPLICIT = "implicit collective"  # an entry of the implicit-collectives table (ESP006)
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -84,6 +88,11 @@ class Imports:
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
             self.aliases[local] = f"{module}.{alias.name.value}"
+
+    def imports_module(self, package: str) -> bool:
+        """Whether some import of the file names ``package`` or a module inside it."""
+        prefix = f"{package}."
+        return any(full == package or full.startswith(prefix) for full in self.aliases.values())
 
     def qualify(self, dotted: str) -> str:
         head, _, rest = dotted.partition(".")
@@ -138,4 +147,18 @@ def _is_collective(func: cst.BaseExpression, name: str, imports: Imports) -> boo
         return True
     if name in FABRIC_COLLECTIVES and "fabric" in receiver:
         return True
+    if name in MPI_COLLECTIVES and _is_mpi_communicator(func.value, receiver, imports):
+        return True
     return name in SELF_COLLECTIVES and receiver == "self"
+
+
+def _is_mpi_communicator(node: cst.BaseExpression, lowered_name: str, imports: Imports) -> bool:
+    """``MPI.COMM_WORLD``, or a ``comm``-named value in a file that imports mpi4py."""
+    dotted = dotted_name(node)
+    if dotted is not None:
+        qualified = imports.qualify(dotted)
+        if qualified.startswith(f"{MPI4PY}."):
+            return True
+        if qualified.startswith("torch."):  # torch.cuda.comm: one process's devices
+            return False
+    return MPI_COMMUNICATOR_WORD in lowered_name and imports.imports_module(MPI4PY)

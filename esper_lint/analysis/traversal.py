@@ -22,6 +22,8 @@ import libcst as cst
 
 from esper_lint.analysis.calls import CallRecord, FunctionInfo
 from esper_lint.analysis.control import ComplementCandidate, Condition, Context, ExitKind, Exits
+from esper_lint.analysis.implicit import ImplicitCalls
+from esper_lint.analysis.implicit import Scope as BindingScope
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE, Sources
 from esper_lint.analysis.symbols import Imports, SymmetricNames
@@ -82,10 +84,13 @@ class WalkState:
         names: SymmetricNames,
         sources: Sources,
         known_returns: dict[str, int],
+        implicit: ImplicitCalls,
     ) -> None:
         self.module = module
         self.names = names
         self.sources = sources
+        self.implicit = implicit  # the implicit-collectives table, and what names hold (ESP006)
+        self.constructed = implicit.new_bindings()
         self.imports = Imports()
         self.known_returns = dict(known_returns)
         self.known_elements: dict[str, list[int]] = {}
@@ -168,4 +173,10 @@ class WalkState:
         raise NotImplementedError
 
     def _is_symmetric(self, node: cst.BaseExpression) -> bool:
+        raise NotImplementedError
+
+    def _note_constructed(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        raise NotImplementedError
+
+    def _binding_scope(self) -> BindingScope:
         raise NotImplementedError

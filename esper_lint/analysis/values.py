@@ -98,6 +98,7 @@ class ValueWalk(WalkState):
         ``rank = 0`` or ``for rank in range(3)`` make ``rank`` symmetric, but ``rank = setup()``
         with an unknown ``setup`` keeps the conventional name's rank dependence.
         """
+        self._note_constructed(target, value)
         if isinstance(value, cst.Call) and final_name(value.func) == "prepare":
             if _is_accelerator_call(value.func):
                 self.expr(value)
@@ -249,8 +250,14 @@ class ValueWalk(WalkState):
         kind = self.names.classify(func, self.imports)
         if kind is CallKind.COLLECTIVE:
             bits = self._after_collective(node, bits)
+        implicit = None
+        if kind is None:
+            scope = self._binding_scope()
+            implicit = self.implicit.match(node, self.imports, self.constructed, scope)
+            if implicit is not None:
+                kind = CallKind.IMPLICIT
         if kind is not None or helper_key is not None:
-            record = CallRecord(node, kind, helper_key, self.context, self.exits)
+            record = CallRecord(node, kind, helper_key, self.context, self.exits, implicit)
             self.records.append(record)
             if self.owner is not None:
                 self.owner.records.append(record)
