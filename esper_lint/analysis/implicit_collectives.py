@@ -481,3 +481,55 @@ def backend_list(backends: frozenset[str]) -> str:
     if len(titles) <= 1:
         return "".join(titles)
     return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def recognition(entry: ImplicitCollective) -> str:
+    """How the table's entry is recognised, in words (for the docs)."""
+    names = " / ".join(f"`{name}`" for name in entry.names)
+    ways: list[str] = []
+    if entry.calls_bound:
+        ways.append("calling a value bound to `" + "` or `".join(entry.bound_to) + "(...)`")
+    else:
+        if entry.qualified:
+            ways.append(f"{names} resolved through imports to `{entry.qualified[0]}`")
+        if entry.any_receiver:
+            ways.append(f"{names} on any receiver")
+        if entry.receivers:
+            words = " or ".join(f"`{word}`" for word in entry.receivers)
+            ways.append(f"{names} on a receiver whose name contains {words}")
+        if entry.bound_to:
+            prefixes = " or ".join(f"`{prefix}`" for prefix in entry.bound_to)
+            ways.append(f"{names} on a value bound to a call of {prefixes}")
+    text = "; or ".join(ways)
+    if entry.required_keyword is not None:
+        text += f", with `{entry.required_keyword}=` not `False`"
+    if entry.disabled_by is not None:
+        text += f" (not when built with `{entry.disabled_by}=False`)"
+    return text
+
+
+def markdown_table() -> str:
+    """The table as Markdown, for docs/configuration.md and ESP006's page."""
+    rows = [
+        "| API | Recognised as | Collective under | Why | Sources |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for entry in IMPLICIT_COLLECTIVES:
+        sources = ", ".join(f"[{_source_label(url)}]({url})" for url in entry.sources)
+        cells = (
+            f"{entry.api} ({entry.library})",
+            recognition(entry),
+            backend_list(entry.backends),
+            entry.why,
+            sources,
+        )
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _source_label(url: str) -> str:
+    """``accelerate#1171`` for an upstream issue or pull request, else the site's name."""
+    parts = url.removeprefix("https://").split("/")
+    if parts[0] == "github.com" and len(parts) >= 5 and parts[3] in ("issues", "pull"):
+        return f"{parts[2]}#{parts[4]}"
+    return parts[0]
