@@ -18,7 +18,7 @@ from esper_lint.analysis.implicit_collectives import (
     backend_list,
     configured,
 )
-from esper_lint.analysis.names import symmetric_call_names
+from esper_lint.analysis.names import receiver_call_names, symmetric_call_names
 from esper_lint.cache import cache_key
 from esper_lint.checker import check_source
 from esper_lint.config import Config, ConfigError, load_config
@@ -155,18 +155,27 @@ def test_extend_implicit_collectives_adds_names_on_any_receiver() -> None:
 
 
 def test_prefilter_words_cover_the_table_and_the_extension() -> None:
-    names = symmetric_call_names(Config(extend_implicit_collectives=("sync_shards",)))
-    expected = {"save_state", "backward", "summon_full_params", "sync_dist", "torchmetrics"}
+    config = Config(extend_implicit_collectives=("sync_shards",))
+    names = symmetric_call_names(config)
+    expected = {"backward", "summon_full_params", "sync_dist", "torchmetrics"}
     assert expected | {"DistributedDataParallel", "sync_shards", "bcast", "Allreduce"} <= names
     assert "log" not in names  # self.log(...) counts only with sync_dist, whose word is needed
     assert "compute" not in names  # a metric is recognised through its torchmetrics import
+    assert "save" not in names  # fabric.save needs "fabric", dcp.save needs "distributed"
+    pairs = receiver_call_names(config)
+    assert {("save_state", "accelerator"), ("save", "fabric"), ("evaluate", "trainer")} <= pairs
+    assert ("save_checkpoint", "deepspeed") in pairs  # an engine bound to deepspeed.initialize
+    assert ("save", "distributed") in pairs  # torch.distributed.checkpoint.save
 
 
 def test_a_file_with_only_an_implicit_collective_is_a_candidate() -> None:
     is_candidate = candidate_predicate(Config())
     assert is_candidate(b"if rank == 0:\n    accelerator.save_state(d)\n")
+    assert is_candidate(b"if rank == 0:\n    self.Accelerator.save_state(d)\n")
     assert is_candidate(b"if rank == 0:\n    self.log('x', v, sync_dist=True)\n")
+    assert is_candidate(b"if rank == 0:\n    metrics = hf_trainer.evaluate()\n")
     assert not is_candidate(b"if rank == 0:\n    self.log('x', v)\n    acc.compute()\n")
+    assert not is_candidate(b"if rank == 0:\n    evaluator.evaluate()\n    torch.save(m, p)\n")
 
 
 @pytest.mark.parametrize(

@@ -66,10 +66,40 @@ class ImplicitCollective:
     disabled_by: str | None = None
     # the word whose presence the prefilter needs, when the names are not it (see prefilter_words)
     prefilter_word: str | None = None
+    # a part every file holding such a call contains, besides a name (see prefilter_pairs)
+    prefilter_part: str | None = None
 
     def prefilter_words(self) -> tuple[str, ...]:
-        """Words at least one of which a file must contain to hold a call of this entry."""
-        return (self.prefilter_word,) if self.prefilter_word is not None else self.names
+        """Words at least one of which a file must contain to hold a call of this entry (none
+        when ``prefilter_pairs`` says it instead)."""
+        if self.prefilter_word is not None:
+            return (self.prefilter_word,)
+        if self.prefilter_part is not None or self._needs_receiver_word():
+            return ()
+        return self.names
+
+    def prefilter_pairs(self) -> tuple[tuple[str, str], ...]:
+        """(word, receiver part): a file holds a call of this entry only if it contains the word
+        and, anywhere and in any case, the receiver part (``save_state`` and ``accelerator``)."""
+        if self.prefilter_word is not None:
+            return ()
+        if self.prefilter_part is not None:
+            return tuple((name, self.prefilter_part) for name in self.names)
+        if not self._needs_receiver_word():
+            return ()
+        return tuple((name, receiver) for name in self.names for receiver in self.receivers)
+
+    def _needs_receiver_word(self) -> bool:
+        """Recognised by a receiver word only: constructors it is bound to spell that word
+        too (``deepspeed.initialize`` contains ``deepspeed``)."""
+        return (
+            bool(self.receivers)
+            and not self.any_receiver
+            and not self.qualified
+            and all(
+                any(word in prefix.lower() for word in self.receivers) for prefix in self.bound_to
+            )
+        )
 
 
 _CALL_ON_EVERY_RANK = (
@@ -272,6 +302,7 @@ IMPLICIT_COLLECTIVES: tuple[ImplicitCollective, ...] = (
             f"{DCP}.state_dict_saver.async_save",
             f"{DCP}.state_dict_loader.load",
         ),
+        prefilter_part="distributed",  # every import of torch.distributed.checkpoint spells it
         backends=ALL,
         why="every rank writes its own shards, and the ranks agree on a global plan first",
         sources=("https://docs.pytorch.org/docs/stable/distributed.checkpoint.html",),
@@ -472,6 +503,15 @@ def prefilter_words(backends: tuple[str, ...], extension: tuple[str, ...]) -> fr
     """The words whose presence makes a file worth parsing for ESP006."""
     return frozenset(
         word for entry in configured(backends, extension) for word in entry.prefilter_words()
+    )
+
+
+def prefilter_pairs(
+    backends: tuple[str, ...], extension: tuple[str, ...]
+) -> frozenset[tuple[str, str]]:
+    """(word, receiver part) pairs whose joint presence makes a file worth parsing for ESP006."""
+    return frozenset(
+        pair for entry in configured(backends, extension) for pair in entry.prefilter_pairs()
     )
 
 
