@@ -161,11 +161,11 @@ def test_prefilter_words_cover_the_table_and_the_extension() -> None:
     assert expected | {"DistributedDataParallel", "sync_shards", "bcast", "Allreduce"} <= names
     assert "log" not in names  # self.log(...) counts only with sync_dist, whose word is needed
     assert "compute" not in names  # a metric is recognised through its torchmetrics import
-    assert "save" not in names  # fabric.save needs "fabric", dcp.save needs "distributed"
+    assert "save" not in names  # fabric.save needs "fabric", dcp.save needs "dist"
     pairs = receiver_call_names(config)
     assert {("save_state", "accelerator"), ("save", "fabric"), ("evaluate", "trainer")} <= pairs
     assert ("save_checkpoint", "deepspeed") in pairs  # an engine bound to deepspeed.initialize
-    assert ("save", "distributed") in pairs  # torch.distributed.checkpoint.save
+    assert ("save", "dist") in pairs  # torch.distributed.checkpoint.save, dist.checkpoint.save
 
 
 def test_a_file_with_only_an_implicit_collective_is_a_candidate() -> None:

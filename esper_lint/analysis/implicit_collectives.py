@@ -302,7 +302,7 @@ IMPLICIT_COLLECTIVES: tuple[ImplicitCollective, ...] = (
             f"{DCP}.state_dict_saver.async_save",
             f"{DCP}.state_dict_loader.load",
         ),
-        prefilter_part="distributed",  # every import of torch.distributed.checkpoint spells it
+        prefilter_part="dist",  # in "torch.distributed", and in the unimported `dist.` spelling
         backends=ALL,
         why="every rank writes its own shards, and the ranks agree on a global plan first",
         sources=("https://docs.pytorch.org/docs/stable/distributed.checkpoint.html",),
