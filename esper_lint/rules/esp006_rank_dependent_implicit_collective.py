@@ -71,7 +71,13 @@ class RankDependentImplicitCollective(Rule):
         (`is_main_process or distributed_type == DEEPSPEED` still hangs `save_state` under FSDP):
         set `backends = ["fsdp"]` when you train with FSDP only, and the guard no longer counts.
         Under DeepSpeed, a guard on ZeRO-3 (`is_deepspeed_zero3_enabled()`) counts as a guard
-        on DeepSpeed. Suppress a deliberate exception with `# noqa: ESP006`.
+        on DeepSpeed.
+
+        The model `accelerator.prepare` returns is not followed as a DDP model (its forward is
+        not checked), nor is a metric or DDP model passed in as a parameter, kept in a container
+        or built in another module. As for ESP004, two branches that make the same call in
+        different shapes (rank 0 inside a nested function it hands to a library, the other ranks
+        in a loop) are reported. Suppress a deliberate exception with `# noqa: ESP006`.
         """
     bad = (
         """
