@@ -14,16 +14,22 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from esper_lint.analysis.control import (
+    CallKey,
     Condition,
     Context,
     Exit,
     Exits,
+    branches_near_miss,
     controlling_condition,
     enclosing_data_loop,
+    exit_near_miss,
+    membership_near_miss,
+    skipping_exit,
 )
+from esper_lint.analysis.groups import WORLD, Group
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE
-from esper_lint.analysis.symbols import CallKind, dotted_name
+from esper_lint.analysis.symbols import CallKind, dotted_name, final_name
 
 
 @dataclass(eq=False)
@@ -35,6 +41,9 @@ class CallRecord:
     helper_key: str | None
     context: Context
     exits: Exits
+    # for a collective: the group it runs on, and the operation (qualified for torch.distributed)
+    group: Group = WORLD
+    op: str = ""
 
 
 @dataclass(eq=False)
@@ -66,6 +75,9 @@ class SymmetricCall:
     record: CallRecord
     kind: CallKind
     chain: tuple[str, ...]
+    # the groups of the collectives the call makes (through helpers: all of them); none for a
+    # lifecycle call
+    groups: tuple[Group, ...] = ()
 
     @property
     def node(self) -> cst.Call:
@@ -78,7 +90,7 @@ class SymmetricCall:
     @property
     def condition(self) -> Condition | None:
         """The rank-dependent condition (or rank-only decorator) controlling this call."""
-        return controlling_condition(self.record.context, self.kind.value)
+        return controlling_condition(self.record.context, self.kind.value, self.groups)
 
     @property
     def data_loop(self) -> Loop | None:
@@ -88,7 +100,22 @@ class SymmetricCall:
     @property
     def early_exit(self) -> Exit | None:
         """The nearest earlier rank-dependent early exit that can skip this call."""
-        return self.record.exits[-1] if self.record.exits else None
+        return skipping_exit(self.record.exits, self.kind.value, self.groups)
+
+    @property
+    def near_miss(self) -> str | None:
+        """Why a membership test or alike branches do not excuse the call, when one came close
+        (asked of a reported call only)."""
+        kind, op = self.kind.value, self.record.op.rpartition(".")[2]
+        condition = self.condition
+        if condition is not None:
+            return membership_near_miss(
+                self.record.context, kind, self.groups, op
+            ) or branches_near_miss(condition, kind)
+        exit_ = self.early_exit
+        if exit_ is not None:
+            return exit_near_miss(exit_, kind, self.groups, op)
+        return None
 
 
 Chain = tuple[str, ...]
@@ -101,19 +128,56 @@ class HelperChains:
         self.module = module
         self.functions = functions
         self.memo: dict[tuple[str, CallKind], Chain | None] = {}
+        self.collectives_memo: dict[str, list[CallRecord]] = {}
 
     def symmetric_calls(self, records: list[CallRecord]) -> list[SymmetricCall]:
         calls: list[SymmetricCall] = []
         for record in records:
             if record.kind is not None:
-                calls.append(SymmetricCall(record, record.kind, (self.display(record),)))
+                groups = (record.group,) if record.kind is CallKind.COLLECTIVE else ()
+                calls.append(SymmetricCall(record, record.kind, (self.display(record),), groups))
                 continue
             assert record.helper_key is not None
             for kind in CallKind:
                 chain = self.chain(record.helper_key, kind, frozenset())
-                if chain is not None:
-                    calls.append(SymmetricCall(record, kind, (self.display(record), *chain)))
+                if chain is None:
+                    continue
+                groups = ()
+                if kind is CallKind.COLLECTIVE:
+                    made = self.collectives(record.helper_key, frozenset())
+                    groups = tuple(r.group for r in made) or (WORLD,)
+                calls.append(
+                    SymmetricCall(record, kind, (self.display(record), *chain), groups)
+                )
         return calls
+
+    def keys(self, call: SymmetricCall) -> list[CallKey]:
+        """What "the same calls" compares: a lifecycle call by its text, a collective by its
+        operation and group, a helper by the collectives it makes, in order."""
+        if call.kind is CallKind.LIFECYCLE:
+            return [(call.chain[0], call.kind.value)]
+        record = call.record
+        made = [record]
+        if record.kind is None:
+            assert record.helper_key is not None
+            made = self.collectives(record.helper_key, frozenset())
+        return [(collective_text(r), call.kind.value) for r in made]
+
+    def collectives(self, key: str, visiting: frozenset[str]) -> list[CallRecord]:
+        """The collectives function ``key`` makes, through its helpers, in source order."""
+        if key in self.collectives_memo:
+            return self.collectives_memo[key]
+        info = self.functions.get(key)
+        if info is None or key in visiting:
+            return []
+        made: list[CallRecord] = []
+        for record in info.records:
+            if record.kind is CallKind.COLLECTIVE:
+                made.append(record)
+            elif record.kind is None and record.helper_key is not None:
+                made += self.collectives(record.helper_key, visiting | {key})
+        self.collectives_memo[key] = made
+        return made
 
     def chain(self, key: str, kind: CallKind, visiting: frozenset[str]) -> Chain | None:
         """The calls from function ``key`` down to a symmetric call of ``kind``, if it makes one."""
@@ -141,3 +205,10 @@ class HelperChains:
         if text is None:
             text = " ".join(self.module.code_for_node(func).split())
         return f"{text}()"
+
+
+def collective_text(record: CallRecord) -> str:
+    """``torch.distributed.broadcast(group=pp_group)``: what two branches' collectives compare."""
+    op = record.op or final_name(record.node.func) or "?"
+    group = record.group.text
+    return f"{op}(group={group})" if group is not None else f"{op}()"

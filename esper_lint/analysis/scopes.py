@@ -73,7 +73,9 @@ class ScopeWalk(WalkState):
         if in_class is not None:
             self.method_class = in_class
         self.scopes.append(Scope(self._param_bindings(node.params)))
+        self.groups.enter_scope()
         self._suite(node.body)
+        self.groups.leave_scope()
         self.scopes.pop()
         self.local_defs.pop()
         self.context, self.exits, self.owner, self.class_body, self.method_class = saved

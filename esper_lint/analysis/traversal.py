@@ -21,7 +21,15 @@ from collections.abc import Callable, Sequence
 import libcst as cst
 
 from esper_lint.analysis.calls import CallRecord, FunctionInfo
-from esper_lint.analysis.control import ComplementCandidate, Condition, Context, ExitKind, Exits
+from esper_lint.analysis.control import (
+    ComplementCandidate,
+    Condition,
+    Context,
+    Exit,
+    ExitKind,
+    Exits,
+)
+from esper_lint.analysis.groups import GroupTracker
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE, Sources
 from esper_lint.analysis.symbols import Imports, SymmetricNames
@@ -87,6 +95,9 @@ class WalkState:
         self.names = names
         self.sources = sources
         self.imports = Imports()
+        # which groups and ranks lists the file builds (``groups``); every rank-dependent exit
+        self.groups = GroupTracker(module, self.imports.qualify)
+        self.all_exits: list[Exit] = []
         self.known_returns = dict(known_returns)
         self.known_elements: dict[str, list[int]] = {}
         self.used_before_definition: set[str] = set()

@@ -98,6 +98,7 @@ class ValueWalk(WalkState):
         ``rank = 0`` or ``for rank in range(3)`` make ``rank`` symmetric, but ``rank = setup()``
         with an unknown ``setup`` keeps the conventional name's rank dependence.
         """
+        self.groups.note_assignment(target, value)
         if isinstance(value, cst.Call) and final_name(value.func) == "prepare":
             if _is_accelerator_call(value.func):
                 self.expr(value)
@@ -251,6 +252,9 @@ class ValueWalk(WalkState):
             bits = self._after_collective(node, bits)
         if kind is not None or helper_key is not None:
             record = CallRecord(node, kind, helper_key, self.context, self.exits)
+            if kind is CallKind.COLLECTIVE:
+                record.group = self.groups.group_of(node)
+                record.op = qualified or dotted or name or ""
             self.records.append(record)
             if self.owner is not None:
                 self.owner.records.append(record)

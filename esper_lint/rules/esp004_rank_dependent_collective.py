@@ -115,5 +115,8 @@ class RankDependentCollective(Rule):
                 cause = skipped_by(facts, exit_)
             else:
                 continue
+            near_miss = call.near_miss
+            if near_miss is not None:
+                cause = f"{cause}: {near_miss}"
             message = f"{call.text} is a collective that may not run on every rank: {cause}"
             yield Finding(call.node, cls.code, message)
