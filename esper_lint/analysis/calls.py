@@ -134,21 +134,19 @@ class HelperChains:
         calls: list[SymmetricCall] = []
         for record in records:
             if record.kind is not None:
-                groups = (record.group,) if record.kind is CallKind.COLLECTIVE else ()
-                calls.append(SymmetricCall(record, record.kind, (self.display(record),), groups))
+                own = (record.group,) if record.kind is CallKind.COLLECTIVE else ()
+                calls.append(SymmetricCall(record, record.kind, (self.display(record),), own))
                 continue
             assert record.helper_key is not None
             for kind in CallKind:
                 chain = self.chain(record.helper_key, kind, frozenset())
                 if chain is None:
                     continue
-                groups = ()
+                groups: tuple[Group, ...] = ()
                 if kind is CallKind.COLLECTIVE:
                     made = self.collectives(record.helper_key, frozenset())
                     groups = tuple(r.group for r in made) or (WORLD,)
-                calls.append(
-                    SymmetricCall(record, kind, (self.display(record), *chain), groups)
-                )
+                calls.append(SymmetricCall(record, kind, (self.display(record), *chain), groups))
         return calls
 
     def keys(self, call: SymmetricCall) -> list[CallKey]:

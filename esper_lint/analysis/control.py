@@ -161,9 +161,7 @@ def _exempt_role_split(head: Condition) -> None:
     if any(c.calls_of(b, COLLECTIVE) != first for c, b in making[1:]):
         return
     groups = [g for c, b in making for g in c.groups.get(b, [])]
-    tests = [
-        atom for c in chain if c.formula is not None for atom in memberships(c.formula)
-    ]
+    tests = [atom for c in chain if c.formula is not None for atom in memberships(c.formula)]
     if any(atom.is_member_of_all(groups) for atom in tests):
         for condition in chain:
             condition.exempt_kinds.add(COLLECTIVE)
@@ -294,7 +292,7 @@ def controlling_condition(
     for frame, literal in reversed(relevant):
         if frame.bits & RANK and free_rank_atoms(literal, groups):
             return frame
-    for frame, _literal_ in reversed(relevant):
+    for frame, _ in reversed(relevant):
         if frame.controls(kind):
             return frame
     return None

@@ -156,7 +156,9 @@ class GroupTracker:
             created = self._created_origins(value)
             for index, element in enumerate(target.elements):
                 first = index == 0 and created
-                self._set(element.value, self._own(element.value, created) if first else frozenset())
+                self._set(
+                    element.value, self._own(element.value, created) if first else frozenset()
+                )
             return
         created = self._created_origins(value)
         if created:
@@ -188,7 +190,8 @@ class GroupTracker:
         name = self._qualified_attr(value.func)
         if name == "new_group":
             ranks = _argument(value, "ranks", 0)
-            return frozenset({f"ranks:{self._ranks_text(ranks)}"}) if ranks is not None else frozenset()
+            if ranks is not None:
+                return frozenset({f"ranks:{self._ranks_text(ranks)}"})
         if name == "new_subgroups_by_enumeration":
             nested = _argument(value, "ranks_per_subgroup_list", 0)
             if nested is not None:

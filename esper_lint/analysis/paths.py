@@ -112,9 +112,7 @@ def depends_on_rank(formula: Formula, groups: Sequence[Group] = ()) -> bool:
     ranked = free_rank_atoms(formula, groups)
     if not ranked:
         return False
-    uniform = list(
-        {_key(a): a for a in atoms(formula) if a.kind is AtomKind.UNIFORM}.values()
-    )
+    uniform = list({_key(a): a for a in atoms(formula) if a.kind is AtomKind.UNIFORM}.values())
     if len(ranked) + len(uniform) > MAX_ATOMS:
         return True
     rank_keys = [_key(a) for a in ranked]
