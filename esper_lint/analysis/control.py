@@ -68,6 +68,7 @@ class Condition:
     formula: Formula | None = None
     # the groups of the collectives made under the condition, by branch (filled in like branches)
     groups: dict[int, list[Group]] = field(default_factory=dict)
+    previous: Condition | None = None  # the ``if`` of which this condition is the ``elif``
 
     def controls(self, kind: str) -> bool:
         return bool(self.bits & RANK) and kind not in self.exempt_kinds
@@ -133,12 +134,18 @@ def decide_exemptions(
     Kinds are compared apart: ``if rank == 0: tick(); dist.barrier() else: dist.barrier()`` makes
     the barrier on every rank, while the lifecycle call still runs on rank 0 only.
     """
+    heads: dict[int, Condition] = {}
     for condition in conditions:
         if condition.bits & RANK:
             sequences = partial(_branch_sequences, condition)
             condition.exempt_kinds |= _kinds_alike(condition.kinds(), sequences)
             if condition.kind is ConditionKind.IF:
-                _exempt_role_split(condition)
+                head = condition
+                while head.previous is not None:
+                    head = head.previous
+                heads[id(head)] = head
+    for head in heads.values():
+        _exempt_role_split(head)
     for block in complements:
         _exempt_complementary_pairs(block)
     for exit_ in exits:

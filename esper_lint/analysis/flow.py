@@ -129,6 +129,7 @@ class FlowWalk(WalkState):
             saved = self.context
             self.context = saved + ((condition, 1),)
             more, condition.elif_ = self._if(orelse)
+            condition.elif_.previous = condition
             self.context = saved
             exits += more
         elif isinstance(orelse, cst.Else):
@@ -334,6 +335,8 @@ class FlowWalk(WalkState):
         return bits, Atom(AtomKind.RANK if bits & RANK else AtomKind.UNIFORM, text)
 
     def _is_rank_value(self, node: cst.BaseExpression) -> bool:
+        if dotted_name(node) is not None:
+            return bool(self.expr(node) & RANK)  # a chain of names: reading it records nothing
         return not self._is_symmetric(node)
 
     def _if_expression(self, node: cst.IfExp) -> int:

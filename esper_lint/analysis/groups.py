@@ -169,8 +169,9 @@ class GroupTracker:
             self._set(target, ranks_of)
             return
         if isinstance(value, (cst.Name, cst.Attribute)):
-            # `self.pp_group = group` carries the group's origins with it
-            self._set(target, self._origins(_text(self.module, value)))
+            # `self.pp_group = group`, `self.dp_ranks = dp_ranks`: the alias stands for the value
+            text = _text(self.module, value)
+            self._set(target, self._origins(text) | {f"ranks:{text}", f"group:{text}"})
             return
         self._set(target, frozenset())
 
