@@ -263,8 +263,9 @@ class ValueWalk(WalkState):
     def _after_collective(self, node: cst.Call, bits: int) -> int:
         """A collective's result, and the buffers it fills in place, are the same on every rank."""
         if final_name(node.func) in IN_PLACE_COLLECTIVES:
-            for arg in node.args:
-                if arg.keyword is None and isinstance(arg.value, cst.Name):
-                    name = arg.value.value
-                    self._bind(arg.value, self._lookup(name) & ~RANK)
+            # only the first argument is filled: `broadcast(t, src)` leaves `src` as it was
+            first = node.args[0] if node.args else None
+            if first is not None and first.keyword is None and isinstance(first.value, cst.Name):
+                name = first.value.value
+                self._bind(first.value, self._lookup(name) & ~RANK)
         return bits & ~RANK
