@@ -10,6 +10,7 @@ create them, in walk order, one scope per function.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,6 +51,9 @@ RANKS_WRAPPERS = frozenset({"list", "tuple", "sorted", "set", "frozenset"})
 WORLD_SPELLINGS = frozenset({"None", "WORLD", "group.WORLD", "GroupMember.WORLD"})
 NON_MEMBER = "NON_GROUP_MEMBER"
 MADE = "made"  # the origin key of a value assigned from a group constructor
+# Predicates whose name says "this rank is in X": `is_current_rank_in_grid(grid)`,
+# `rank_in_group(g)`, `is_member(g)`. Their argument is the set tested.
+MEMBERSHIP_PREDICATE = re.compile(r"(^|_)(in_(grid|group|mesh|ranks)|is_member)$")
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,19 @@ class GroupTracker:
             text = _text(self.module, value)
             self._set(target, self._origins(text) | {f"ranks:{text}", f"group:{text}"})
             return
-        self._set(target, frozenset())
+        self._set(target, self._derived_origins(value))
+
+    def _derived_origins(self, value: cst.BaseExpression) -> frozenset[str]:
+        """``boundary_ranks(self.grid, ...)``: a value computed from a grid or ranks list by a
+        call derives from each attribute chain it is given (``from:self.grid``)."""
+        if not isinstance(value, cst.Call):
+            return frozenset()
+        origins: set[str] = set()
+        for arg in value.args:
+            text = dotted_name(arg.value)
+            if text is not None and "." in text:
+                origins |= self._origins(text) | {f"from:{text}"}
+        return frozenset(origins)
 
     def _own(self, target: cst.BaseExpression, origins: frozenset[str]) -> frozenset[str]:
         return origins | {f"group:{_text(self.module, target)}", MADE}
@@ -192,12 +208,17 @@ class GroupTracker:
         if name == "new_group":
             ranks = _argument(value, "ranks", 0)
             if ranks is not None:
-                return frozenset({f"ranks:{self._ranks_text(ranks)}"})
+                return self._derived(ranks) | {f"ranks:{self._ranks_text(ranks)}"}
         if name == "new_subgroups_by_enumeration":
             nested = _argument(value, "ranks_per_subgroup_list", 0)
             if nested is not None:
-                return frozenset({f"enum:{self._ranks_text(nested)}"})
+                return self._derived(nested) | {f"enum:{self._ranks_text(nested)}"}
         return frozenset()
+
+    def _derived(self, ranks: cst.BaseExpression) -> frozenset[str]:
+        """What a ranks list given to a constructor derives from (its ``from:`` origins)."""
+        origins = self._origins(self._ranks_text(ranks))
+        return frozenset(key for key in origins if key.startswith("from:"))
 
     def _ranks_of_group(self, value: cst.BaseExpression) -> frozenset[str]:
         """``get_process_group_ranks(G)`` (possibly wrapped in ``list()``): G's origins."""
@@ -287,6 +308,8 @@ class GroupTracker:
         self, test: cst.BaseExpression, is_rank: Callable[[cst.BaseExpression], bool]
     ) -> Membership | None:
         """The group ``test`` tests membership of, if it is one of the membership forms."""
+        if isinstance(test, cst.Call):
+            return self._membership_predicate(test)
         if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
             return None
         left, target = test.left, test.comparisons[0]
@@ -305,6 +328,18 @@ class GroupTracker:
             origins = self._origins(group) | {f"group:{group}"}
             return Membership(text, origins, member)
         return self._non_member_comparison(left, operator, right, text)
+
+    def _membership_predicate(self, test: cst.Call) -> Membership | None:
+        """``self.is_current_rank_in_grid(self.grid)``: membership of what derives from the grid."""
+        name = final_name(test.func)
+        if name is None or not MEMBERSHIP_PREDICATE.search(name) or len(test.args) != 1:
+            return None
+        tested = dotted_name(test.args[0].value)
+        if tested is None:
+            return None
+        text = _text(self.module, test)
+        origins = self._origins(tested) | {f"from:{tested}", f"ranks:{tested}", f"group:{tested}"}
+        return Membership(text, frozenset(origins))
 
     def _ranks_origins(self, ranks: cst.BaseExpression) -> frozenset[str]:
         of_group = self._ranks_of_group(ranks)
