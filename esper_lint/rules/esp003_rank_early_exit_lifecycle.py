@@ -47,7 +47,8 @@ class RankEarlyExitLifecycleCall(Rule):
         an exception raised on some ranks and caught by a caller, is not seen. Paths are compared
         only between the branch that exits and the code after it: `if rank == 0:
         slot.step_epoch(); return` followed by `slot.step_epoch()` is not reported (every rank
-        steps once), but the same calls split over an `else` and more exits are.
+        steps once); an exit in an `elif` chain, or nested deeper than the branch of the
+        rank-dependent `if`, is not compared.
         """
     bad = (
         """
