@@ -110,6 +110,8 @@ class GroupTracker:
         # expression text -> origin keys; names live in their function's scope, `a.b` globally
         self.scopes: list[dict[str, frozenset[str]]] = [{}]
         self.attributes: dict[str, frozenset[str]] = {}
+        # the ranks texts given to constructors: a literal list is a group's only if one was
+        self.constructed: set[str] = set()
 
     # ------------------------------------------------------------ scopes and bindings
 
@@ -208,6 +210,7 @@ class GroupTracker:
         if name == "new_group":
             ranks = _argument(value, "ranks", 0)
             if ranks is not None:
+                self.constructed.add(self._ranks_text(ranks))
                 return self._derived(ranks) | {f"ranks:{self._ranks_text(ranks)}"}
         if name == "new_subgroups_by_enumeration":
             nested = _argument(value, "ranks_per_subgroup_list", 0)
@@ -318,6 +321,9 @@ class GroupTracker:
         if isinstance(operator, (cst.In, cst.NotIn)):
             if not is_rank(left) or is_rank(right):
                 return None
+            literal = isinstance(self._unwrap(right), (cst.Tuple, cst.List, cst.Set))
+            if literal and self._ranks_text(right) not in self.constructed:
+                return None  # `local_rank in (-1, 0)` selects ranks; it names no group
             origins = self._ranks_origins(right)
             return Membership(text, origins, isinstance(operator, cst.In))
         group = self._group_rank_subject(left)
@@ -353,8 +359,9 @@ class GroupTracker:
         if not isinstance(node, cst.Call):
             return None
         if isinstance(node.func, cst.Attribute) and node.func.attr.value == "rank":
-            if not node.args:
-                return _text(self.module, node.func.value)
+            receiver = _text(self.module, node.func.value)
+            if not node.args and receiver not in ("self", "cls"):
+                return receiver
             return None
         if self._qualified_attr(node.func) == "get_rank":
             group = _argument(node, "group", 0)
