@@ -164,8 +164,7 @@ def test_near_miss_messages_say_which_pattern_failed_and_why() -> None:
     )
     assert got[1].endswith("the membership test (rank in ranks) is not of the call's group (other)")
     assert got[2].endswith(
-        "the membership test (rank in ranks) is of a subgroup, but the call runs on the whole "
-        "world (no group argument)"
+        "the membership test (rank in ranks) is of a subgroup, but the call runs on the whole world"
     )
     assert got[3].endswith(
         "new_group() without use_local_synchronization=True must be called by every rank of the"

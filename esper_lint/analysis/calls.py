@@ -44,12 +44,16 @@ class CallRecord:
     # for a collective: the group it runs on, and the operation (qualified for torch.distributed)
     group: Group = WORLD
     op: str = ""
+    # for a helper call: the groups its arguments would be if they are groups, by position
+    # (``int``) or keyword (``str``), read where the call is made
+    arguments: tuple[tuple[int | str, Group], ...] = ()
 
 
 @dataclass(eq=False)
 class FunctionInfo:
     key: str
     records: list[CallRecord] = field(default_factory=list)
+    positional: tuple[str, ...] = ()  # the names of its positional parameters
     return_bits: int = NONE
     # per-position bits when every `return` returns a tuple of the same length
     element_returns: list[int] | None = None
@@ -144,8 +148,8 @@ class HelperChains:
                     continue
                 groups: tuple[Group, ...] = ()
                 if kind is CallKind.COLLECTIVE:
-                    made = self.collectives(record.helper_key, frozenset())
-                    groups = tuple(r.group for r in made) or (WORLD,)
+                    made = self.made_by(record)
+                    groups = tuple(group for _, group in made) or (WORLD,)
                 calls.append(SymmetricCall(record, kind, (self.display(record), *chain), groups))
         return calls
 
@@ -155,11 +159,25 @@ class HelperChains:
         if call.kind is CallKind.LIFECYCLE:
             return [(call.chain[0], call.kind.value)]
         record = call.record
-        made = [record]
-        if record.kind is None:
-            assert record.helper_key is not None
-            made = self.collectives(record.helper_key, frozenset())
-        return [(collective_text(r), call.kind.value) for r in made]
+        made = [(record, record.group)] if record.kind is not None else self.made_by(record)
+        return [(collective_text(r, group), call.kind.value) for r, group in made]
+
+    def made_by(self, record: CallRecord) -> list[tuple[CallRecord, Group]]:
+        """The collectives a helper call makes, each with its group as seen by the caller: a
+        group that is a parameter of the called helper is the argument the call passes."""
+        assert record.helper_key is not None
+        info = self.functions.get(record.helper_key)
+        made = self.collectives(record.helper_key, frozenset())
+        if info is None or not record.arguments:
+            return [(r, r.group) for r in made]
+        offset = 1 if info.positional[:1] in (("self",), ("cls",)) else 0
+        passed: dict[str, Group] = {}
+        for where, group in record.arguments:
+            if isinstance(where, str):
+                passed[where] = group
+            elif where + offset < len(info.positional):
+                passed[info.positional[where + offset]] = group
+        return [(r, passed.get(r.group.text or "", r.group)) for r in made]
 
     def collectives(self, key: str, visiting: frozenset[str]) -> list[CallRecord]:
         """The collectives function ``key`` makes, through its helpers, in source order."""
@@ -205,8 +223,8 @@ class HelperChains:
         return f"{text}()"
 
 
-def collective_text(record: CallRecord) -> str:
+def collective_text(record: CallRecord, on: Group) -> str:
     """``torch.distributed.broadcast(group=pp_group)``: what two branches' collectives compare."""
     op = record.op or final_name(record.node.func) or "?"
-    group = record.group.text
+    group = on.text
     return f"{op}(group={group})" if group is not None else f"{op}()"

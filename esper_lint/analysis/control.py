@@ -380,8 +380,7 @@ def _membership_reason(
     shown = tests[0].display
     if not groups or all(group.is_world for group in groups):
         return (
-            f"the membership test ({shown}) is of a subgroup, but the call runs on the whole "
-            "world (no group argument)"
+            f"the membership test ({shown}) is of a subgroup, but the call runs on the whole world"
         )
     texts = ", ".join(sorted({group.text or "the world" for group in groups}))
     return f"the membership test ({shown}) is not of the call's group ({texts})"

@@ -330,8 +330,12 @@ class FlowWalk(WalkState):
         text = dotted_name(node) or " ".join(self.module.code_for_node(node).split())
         if membership is not None:
             key = "member of " + ",".join(sorted(membership.origins))
+            if membership.rank_source:
+                bits |= RANK
+            elif not bits & RANK:
+                return bits, Atom(AtomKind.UNIFORM, text)
             atom = Atom(AtomKind.MEMBERSHIP, key, membership, text)
-            return bits | RANK, atom if membership.member else Not(atom)
+            return bits, atom if membership.member else Not(atom)
         return bits, Atom(AtomKind.RANK if bits & RANK else AtomKind.UNIFORM, text)
 
     def _is_rank_value(self, node: cst.BaseExpression) -> bool:

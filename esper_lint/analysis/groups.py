@@ -51,9 +51,12 @@ RANKS_WRAPPERS = frozenset({"list", "tuple", "sorted", "set", "frozenset"})
 WORLD_SPELLINGS = frozenset({"None", "WORLD", "group.WORLD", "GroupMember.WORLD"})
 NON_MEMBER = "NON_GROUP_MEMBER"
 MADE = "made"  # the origin key of a value assigned from a group constructor
-# Predicates whose name says "this rank is in X": `is_current_rank_in_grid(grid)`,
-# `rank_in_group(g)`, `is_member(g)`. Their argument is the set tested.
+# Predicates whose name says "this rank is (not) in X": `is_current_rank_in_grid(grid)`,
+# `rank_in_group(g)`, `is_member(g)`, `_rank_not_in_group(g)`. Their argument is the set tested.
+# Read by name only, they are no rank source of their own: one makes a test a membership test
+# only where the traversal already found the test rank-dependent.
 MEMBERSHIP_PREDICATE = re.compile(r"(^|_)(in_(grid|group|mesh|ranks)|is_member)$")
+NEGATED_PREDICATE = re.compile(r"(^|_)not_in_")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Membership:
     text: str
     origins: frozenset[str]
     member: bool = True
+    # whether the test alone makes a condition rank-dependent (a predicate read by name does not)
+    rank_source: bool = True
 
     def matches(self, group: Group) -> bool:
         return bool((self.origins & group.origins) - {MADE})
@@ -294,6 +299,25 @@ class GroupTracker:
             return WORLD
         return Group(text, self._origins(text) | {f"group:{text}"})
 
+    def arguments_of(self, call: cst.Call) -> tuple[tuple[int | str, Group], ...]:
+        """The groups a helper call passes, if its arguments are groups (a chain of names)."""
+        passed: list[tuple[int | str, Group]] = []
+        position = 0
+        for arg in call.args:
+            if arg.star:
+                break
+            where: int | str = arg.keyword.value if arg.keyword is not None else position
+            if arg.keyword is None:
+                position += 1
+            text = dotted_name(arg.value)
+            if text is None:
+                continue
+            if text in WORLD_SPELLINGS or text.endswith(".WORLD"):
+                passed.append((where, WORLD))
+            else:
+                passed.append((where, Group(text, self._origins(text) | {f"group:{text}"})))
+        return tuple(passed)
+
     def _created_group(self, call: cst.Call, name: str) -> Group:
         if not _is_true(_argument(call, LOCAL_SYNCHRONIZATION, None)):
             return WORLD
@@ -345,7 +369,7 @@ class GroupTracker:
             return None
         text = _text(self.module, test)
         origins = self._origins(tested) | {f"from:{tested}", f"ranks:{tested}", f"group:{tested}"}
-        return Membership(text, frozenset(origins))
+        return Membership(text, frozenset(origins), not NEGATED_PREDICATE.search(name), False)
 
     def _ranks_origins(self, ranks: cst.BaseExpression) -> frozenset[str]:
         of_group = self._ranks_of_group(ranks)

@@ -62,7 +62,11 @@ class ScopeWalk(WalkState):
             key = local_key(self.local_defs[-1][0], name)
         else:
             key = name
-        info = FunctionInfo(key)
+        params = node.params
+        info = FunctionInfo(
+            key,
+            positional=tuple(p.name.value for p in (*params.posonly_params, *params.params)),
+        )
         self.functions[key] = info
         self.local_defs.append((key, local_def_names(node.body.body)))
         saved = (self.context, self.exits, self.owner, self.class_body, self.method_class)

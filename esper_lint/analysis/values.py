@@ -255,6 +255,8 @@ class ValueWalk(WalkState):
             if kind is CallKind.COLLECTIVE:
                 record.group = self.groups.group_of(node)
                 record.op = qualified or dotted or name or ""
+            elif helper_key is not None:
+                record.arguments = self.groups.arguments_of(node)
             self.records.append(record)
             if self.owner is not None:
                 self.owner.records.append(record)
