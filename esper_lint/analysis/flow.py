@@ -22,6 +22,7 @@ from esper_lint.analysis.control import (
     ExitKind,
     Exits,
 )
+from esper_lint.analysis.groups import quick_text
 from esper_lint.analysis.loops import Loop, unwrap_iterable
 from esper_lint.analysis.paths import And, Atom, AtomKind, Formula, Not, Or
 from esper_lint.analysis.rank import DATA, ITER, NONE, RANK, condition_polarity
@@ -327,16 +328,19 @@ class FlowWalk(WalkState):
     def _atom(self, node: cst.BaseExpression, bits: int) -> tuple[int, Formula]:
         """A test that is not ``and``/``or``/``not``: uniform, rank-dependent or a membership."""
         membership = self.groups.membership(node, self._is_rank_value)
-        text = dotted_name(node) or " ".join(self.module.code_for_node(node).split())
         if membership is not None:
             key = "member of " + ",".join(sorted(membership.origins))
             if membership.rank_source:
                 bits |= RANK
             elif not bits & RANK:
-                return bits, Atom(AtomKind.UNIFORM, text)
-            atom = Atom(AtomKind.MEMBERSHIP, key, membership, text)
+                return bits, Atom(AtomKind.UNIFORM, membership.text)
+            atom = Atom(AtomKind.MEMBERSHIP, key, membership, membership.text)
             return bits, atom if membership.member else Not(atom)
-        return bits, Atom(AtomKind.RANK if bits & RANK else AtomKind.UNIFORM, text)
+        kind = AtomKind.RANK if bits & RANK else AtomKind.UNIFORM
+        text = quick_text(node)
+        if text is None:
+            return bits, Atom(kind, f"#{id(node)}", node=node, module=self.module)
+        return bits, Atom(kind, text)
 
     def _is_rank_value(self, node: cst.BaseExpression) -> bool:
         if dotted_name(node) is not None:

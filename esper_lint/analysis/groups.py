@@ -88,8 +88,45 @@ class Membership:
         return bool((self.origins & group.origins) - {MADE})
 
 
-def _text(module: cst.Module, node: cst.CSTNode) -> str:
-    return " ".join(module.code_for_node(node).split())
+_COMPARISON_TEXT: dict[type[cst.BaseCompOp], str] = {
+    cst.Equal: "==",
+    cst.NotEqual: "!=",
+    cst.LessThan: "<",
+    cst.LessThanEqual: "<=",
+    cst.GreaterThan: ">",
+    cst.GreaterThanEqual: ">=",
+    cst.In: "in",
+    cst.NotIn: "not in",
+    cst.Is: "is",
+    cst.IsNot: "is not",
+}
+
+
+def source_text(module: cst.Module, node: cst.CSTNode) -> str:
+    """The node's code on one line; names, numbers and simple comparisons without codegen."""
+    quick = quick_text(node)
+    return quick if quick is not None else " ".join(module.code_for_node(node).split())
+
+
+def quick_text(node: cst.CSTNode) -> str | None:
+    """The code of a name, number, bare call or simple comparison, built without codegen."""
+    if isinstance(node, (cst.Name, cst.Attribute)):
+        return dotted_name(node)
+    if isinstance(node, (cst.Integer, cst.SimpleString)):
+        return node.value
+    if isinstance(node, cst.Call) and not node.args:
+        func = dotted_name(node.func)
+        return f"{func}()" if func is not None else None
+    if isinstance(node, cst.Comparison) and len(node.comparisons) == 1 and not node.lpar:
+        target = node.comparisons[0]
+        operator = _COMPARISON_TEXT.get(type(target.operator))
+        left, right = quick_text(node.left), quick_text(target.comparator)
+        if operator is not None and left is not None and right is not None:
+            return f"{left} {operator} {right}"
+    return None
+
+
+_text = source_text
 
 
 def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
@@ -135,13 +172,15 @@ class GroupTracker:
         return frozenset()
 
     def _set(self, target: cst.BaseExpression, origins: frozenset[str]) -> None:
-        text = _text(self.module, target)
         if isinstance(target, cst.Name):
             scope = self.scopes[-1]
         elif isinstance(target, (cst.Attribute, cst.Subscript)):
             scope = self.attributes
         else:
             return
+        if not origins and not scope:
+            return  # nothing to forget: the common case, without rendering the target
+        text = _text(self.module, target)
         if origins:
             scope[text] = origins
         else:

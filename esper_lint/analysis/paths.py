@@ -15,9 +15,11 @@ are treated as independent of each other, which can only err towards "depends on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from itertools import product
+
+import libcst as cst
 
 from esper_lint.analysis.groups import Group, Membership
 
@@ -31,16 +33,27 @@ class AtomKind(Enum):
 @dataclass(frozen=True)
 class Atom:
     """``text`` identifies the atom (for a membership test: the group's origins, so that
-    ``rank in ranks`` and ``rank not in ranks`` are one atom); ``shown`` is how it reads."""
+    ``rank in ranks`` and ``rank not in ranks`` are one atom); ``shown`` is how it reads.
+
+    An atom whose code is long to render (a call with arguments) is identified by its node
+    instead, and rendered only for a message: two such atoms are two variables, which can only
+    err towards "depends on the rank".
+    """
 
     kind: AtomKind
     text: str
     membership: Membership | None = None
     shown: str = ""
+    node: cst.CSTNode | None = field(default=None, compare=False)
+    module: cst.Module | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:
-        return self.shown or self.text
+        if self.shown:
+            return self.shown
+        if self.node is not None and self.module is not None:
+            return " ".join(self.module.code_for_node(self.node).split())
+        return self.text
 
     def is_member_of_all(self, groups: Sequence[Group]) -> bool:
         """A membership test of every group in ``groups`` (never true for no groups)."""
