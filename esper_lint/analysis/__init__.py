@@ -26,7 +26,14 @@ The tables and decisions those rooms consult:
   import qualification, ``symmetric_call_names``.
 - ``rank``: rank, data and loader sources, distributed-mode checks, condition polarity.
 - ``loops``: loop frames and why a loop's trip count depends on data.
-- ``control``: condition frames, early exits, the exemptions (same calls on every branch,
-  complementary "rank 0 first" conditions).
+- ``control``: condition frames, early exits, the exemptions (same collective sequences on every
+  branch, through helpers and across an early exit; role splits of an ``if``/``elif`` chain;
+  complementary "rank 0 first" conditions), and what controls a call given its path condition
+  and groups, with the near-miss reasons ESP004 reports.
+- ``groups``: the process group a collective runs on (``group=`` or its positional parameter),
+  where groups and ranks lists come from (``new_group(R)``, ``new_subgroups_by_enumeration(L)``,
+  ``get_process_group_ranks(G)``, aliases, helper arguments), and the membership tests.
+- ``paths``: path conditions as formulas over uniform, rank and membership atoms, and whether
+  one depends on the rank among a group's members (a truth table over its atoms).
 - ``positions``: positions of the cited nodes, far cheaper than ``PositionProvider``.
 """

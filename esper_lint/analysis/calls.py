@@ -14,17 +14,23 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from esper_lint.analysis.control import (
+    CallKey,
     Condition,
     Context,
     Exit,
     Exits,
+    branches_near_miss,
     controlling_condition,
     enclosing_data_loop,
+    exit_near_miss,
+    membership_near_miss,
+    skipping_exit,
 )
+from esper_lint.analysis.groups import WORLD, Group
 from esper_lint.analysis.implicit_collectives import ImplicitCollective
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE
-from esper_lint.analysis.symbols import CallKind, dotted_name
+from esper_lint.analysis.symbols import CallKind, dotted_name, final_name
 
 
 @dataclass(eq=False)
@@ -37,12 +43,19 @@ class CallRecord:
     context: Context
     exits: Exits
     implicit: ImplicitCollective | None = None  # the table entry of an IMPLICIT call (ESP006)
+    # for a collective: the group it runs on, and the operation (qualified for torch.distributed)
+    group: Group = WORLD
+    op: str = ""
+    # for a helper call: the groups its arguments would be if they are groups, by position
+    # (``int``) or keyword (``str``), read where the call is made
+    arguments: tuple[tuple[int | str, Group], ...] = ()
 
 
 @dataclass(eq=False)
 class FunctionInfo:
     key: str
     records: list[CallRecord] = field(default_factory=list)
+    positional: tuple[str, ...] = ()  # the names of its positional parameters
     return_bits: int = NONE
     # per-position bits when every `return` returns a tuple of the same length
     element_returns: list[int] | None = None
@@ -69,6 +82,9 @@ class SymmetricCall:
     kind: CallKind
     chain: tuple[str, ...]
     terminal: CallRecord | None = None  # the call at the end of ``chain``, when not ``record``
+    # the groups of the collectives the call makes (through helpers: all of them); none for a
+    # lifecycle call
+    groups: tuple[Group, ...] = ()
 
     @property
     def implicit(self) -> ImplicitCollective | None:
@@ -86,7 +102,7 @@ class SymmetricCall:
     @property
     def condition(self) -> Condition | None:
         """The rank-dependent condition (or rank-only decorator) controlling this call."""
-        return controlling_condition(self.record.context, self.kind.value)
+        return controlling_condition(self.record.context, self.kind.value, self.groups)
 
     @property
     def data_loop(self) -> Loop | None:
@@ -96,7 +112,22 @@ class SymmetricCall:
     @property
     def early_exit(self) -> Exit | None:
         """The nearest earlier rank-dependent early exit that can skip this call."""
-        return self.record.exits[-1] if self.record.exits else None
+        return skipping_exit(self.record.exits, self.kind.value, self.groups)
+
+    @property
+    def near_miss(self) -> str | None:
+        """Why a membership test or alike branches do not excuse the call, when one came close
+        (asked of a reported call only)."""
+        kind, op = self.kind.value, self.record.op.rpartition(".")[2]
+        condition = self.condition
+        if condition is not None:
+            return membership_near_miss(
+                self.record.context, kind, self.groups, op
+            ) or branches_near_miss(condition, kind)
+        exit_ = self.early_exit
+        if exit_ is not None:
+            return exit_near_miss(exit_, kind, self.groups, op)
+        return None
 
 
 Chain = tuple[str, ...]
@@ -111,21 +142,70 @@ class HelperChains:
         self.module = module
         self.functions = functions
         self.memo: dict[tuple[str, CallKind], Found | None] = {}
+        self.collectives_memo: dict[str, list[CallRecord]] = {}
 
     def symmetric_calls(self, records: list[CallRecord]) -> list[SymmetricCall]:
         calls: list[SymmetricCall] = []
         for record in records:
             if record.kind is not None:
-                calls.append(SymmetricCall(record, record.kind, (self.display(record),)))
+                own = (record.group,) if record.kind is CallKind.COLLECTIVE else ()
+                calls.append(SymmetricCall(record, record.kind, (self.display(record),), groups=own))
                 continue
             assert record.helper_key is not None
             for kind in CallKind:
                 found = self.chain(record.helper_key, kind, frozenset())
-                if found is not None:
-                    chain, terminal = found
-                    display = (self.display(record), *chain)
-                    calls.append(SymmetricCall(record, kind, display, terminal))
+                if found is None:
+                    continue
+                chain, terminal = found
+                groups: tuple[Group, ...] = ()
+                if kind is CallKind.COLLECTIVE:
+                    made = self.made_by(record)
+                    groups = tuple(group for _, group in made) or (WORLD,)
+                display = (self.display(record), *chain)
+                calls.append(SymmetricCall(record, kind, display, terminal, groups))
         return calls
+
+    def keys(self, call: SymmetricCall) -> list[CallKey]:
+        """What "the same calls" compares: a lifecycle call by its text, a collective by its
+        operation and group, a helper by the collectives it makes, in order."""
+        if call.kind is not CallKind.COLLECTIVE:  # lifecycle and implicit calls: by their text
+            return [(call.chain[0], call.kind.value)]
+        record = call.record
+        made = [(record, record.group)] if record.kind is not None else self.made_by(record)
+        return [(collective_text(r, group), call.kind.value) for r, group in made]
+
+    def made_by(self, record: CallRecord) -> list[tuple[CallRecord, Group]]:
+        """The collectives a helper call makes, each with its group as seen by the caller: a
+        group that is a parameter of the called helper is the argument the call passes."""
+        assert record.helper_key is not None
+        info = self.functions.get(record.helper_key)
+        made = self.collectives(record.helper_key, frozenset())
+        if info is None or not record.arguments:
+            return [(r, r.group) for r in made]
+        offset = 1 if info.positional[:1] in (("self",), ("cls",)) else 0
+        passed: dict[str, Group] = {}
+        for where, group in record.arguments:
+            if isinstance(where, str):
+                passed[where] = group
+            elif where + offset < len(info.positional):
+                passed[info.positional[where + offset]] = group
+        return [(r, passed.get(r.group.text or "", r.group)) for r in made]
+
+    def collectives(self, key: str, visiting: frozenset[str]) -> list[CallRecord]:
+        """The collectives function ``key`` makes, through its helpers, in source order."""
+        if key in self.collectives_memo:
+            return self.collectives_memo[key]
+        info = self.functions.get(key)
+        if info is None or key in visiting:
+            return []
+        made: list[CallRecord] = []
+        for record in info.records:
+            if record.kind is CallKind.COLLECTIVE:
+                made.append(record)
+            elif record.kind is None and record.helper_key is not None:
+                made += self.collectives(record.helper_key, visiting | {key})
+        self.collectives_memo[key] = made
+        return made
 
     def chain(self, key: str, kind: CallKind, visiting: frozenset[str]) -> Found | None:
         """The calls from function ``key`` down to a symmetric call of ``kind``, if it makes one,
@@ -154,3 +234,10 @@ class HelperChains:
         if text is None:
             text = " ".join(self.module.code_for_node(func).split())
         return f"{text}()"
+
+
+def collective_text(record: CallRecord, on: Group) -> str:
+    """``torch.distributed.broadcast(group=pp_group)``: what two branches' collectives compare."""
+    op = record.op or final_name(record.node.func) or "?"
+    group = on.text
+    return f"{op}(group={group})" if group is not None else f"{op}()"

@@ -173,11 +173,16 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
     # ----------------------------------------------------------------- results
 
     def facts(self) -> FileFacts:
-        calls = HelperChains(self.module, self.functions).symmetric_calls(self.records)
+        helpers = HelperChains(self.module, self.functions)
+        calls = helpers.symmetric_calls(self.records)
         for call in calls:
-            key = (call.chain[0], call.kind.value)
+            keys = helpers.keys(call)
             for frame, branch in call.record.context:
                 if isinstance(frame, Condition):
-                    frame.record(branch, key)
-        decide_exemptions(self.conditions, self.complements)
+                    for key in keys:
+                        frame.record(branch, key)
+                    frame.groups.setdefault(branch, []).extend(call.groups)
+            for exit_ in call.record.exits:
+                exit_.after.extend(keys)
+        decide_exemptions(self.conditions, self.complements, self.all_exits)
         return FileFacts(self.module, calls, self.sources)

@@ -22,7 +22,9 @@ from esper_lint.analysis.control import (
     ExitKind,
     Exits,
 )
+from esper_lint.analysis.groups import quick_text
 from esper_lint.analysis.loops import Loop, unwrap_iterable
+from esper_lint.analysis.paths import And, Atom, AtomKind, Formula, Not, Or
 from esper_lint.analysis.rank import DATA, ITER, NONE, RANK, condition_polarity
 from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.analysis.traversal import Scope, WalkState
@@ -116,8 +118,10 @@ class FlowWalk(WalkState):
         return self._if(node)[0]
 
     def _if(self, node: cst.If) -> tuple[Exits, Condition]:
-        bits = self.expr(node.test)
-        condition = Condition(ConditionKind.IF, node, node.test, bits, branch_count=2)
+        bits, formula = self._test(node.test)
+        condition = Condition(
+            ConditionKind.IF, node, node.test, bits, branch_count=2, formula=formula
+        )
         if bits & RANK:
             self.conditions.append(condition)
         exits = self._in_frame(condition, 0, node.body)
@@ -126,6 +130,7 @@ class FlowWalk(WalkState):
             saved = self.context
             self.context = saved + ((condition, 1),)
             more, condition.elif_ = self._if(orelse)
+            condition.elif_.previous = condition
             self.context = saved
             exits += more
         elif isinstance(orelse, cst.Else):
@@ -139,17 +144,18 @@ class FlowWalk(WalkState):
         if iter_bits & ITER:
             loop.mark_iterable(unwrap_iterable(node.iter))
         self._bind(node.target, element_bits(iter_bits))
+        self.groups.note_loop(node.target, node.iter)
         exits = self._leave_loop(loop, self._in_frame(loop, 0, node.body))
         if node.orelse is not None:
             exits += self._suite(node.orelse.body)
         return exits
 
     def _while(self, node: cst.While) -> Exits:
-        bits = self.expr(node.test)
+        bits, formula = self._test(node.test)
         loop = Loop(node)
         saved = self.context
         if bits & RANK:
-            condition = Condition(ConditionKind.WHILE, node, node.test, bits)
+            condition = Condition(ConditionKind.WHILE, node, node.test, bits, formula=formula)
             self.context = saved + ((condition, 0),)
         if bits & (DATA | ITER):
             loop.mark_iterable(node.test)
@@ -264,7 +270,9 @@ class FlowWalk(WalkState):
             if frame.bits & RANK:
                 target = context[target_index][0] if target_index >= 0 else None
                 assert target is None or isinstance(target, Loop)
-                return (Exit(kind, node, frame, target, branch),)
+                exit_ = Exit(kind, node, frame, target, branch, context[target_index + 1 :])
+                self.all_exits.append(exit_)
+                return (exit_,)
             if kind is ExitKind.RAISE:
                 # `if rank == 0: if out is None: raise ...` is an error path, not a way to skip
                 # work on some ranks: only a raise guarded directly by the rank counts.
@@ -291,20 +299,64 @@ class FlowWalk(WalkState):
                 return
 
     def _boolean(self, node: cst.BooleanOperation) -> int:
-        left = self.expr(node.left)
+        return self._boolean_test(node)[0]
+
+    def _test(self, node: cst.BaseExpression) -> tuple[int, Formula]:
+        """Walk a condition's test as ``expr`` does, and split it into a formula over atoms."""
+        if isinstance(node, cst.BooleanOperation):
+            return self._boolean_test(node)
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+            bits, formula = self._test(node.expression)
+            return bits, Not(formula)
+        return self._atom(node, self.expr(node))
+
+    def _boolean_test(self, node: cst.BooleanOperation) -> tuple[int, Formula]:
+        is_and = isinstance(node.operator, cst.And)
+        left, left_formula = self._test(node.left)
         if not left & GUARD_BITS:
-            return left | self.expr(node.right)
-        condition = Condition(ConditionKind.BOOL, node, node.left, left)
-        saved = self.context
-        self.context = saved + ((condition, 0),)
-        right = self.expr(node.right)
-        self.context = saved
-        return left | right
+            right, right_formula = self._test(node.right)
+        else:
+            runs_right = left_formula if is_and else Not(left_formula)
+            condition = Condition(ConditionKind.BOOL, node, node.left, left, formula=runs_right)
+            saved = self.context
+            self.context = saved + ((condition, 0),)
+            right, right_formula = self._test(node.right)
+            self.context = saved
+        pair = (left_formula, right_formula)
+        return left | right, And(pair) if is_and else Or(pair)
+
+    def _atom(self, node: cst.BaseExpression, bits: int) -> tuple[int, Formula]:
+        """A test that is not ``and``/``or``/``not``: uniform, rank-dependent or a membership."""
+        membership = self.groups.membership(node, self._is_rank_value)
+        if membership is not None:
+            key = "member of " + ",".join(sorted(membership.origins))
+            if membership.rank_source:
+                bits |= RANK
+            elif not bits & RANK:
+                return bits, Atom(AtomKind.UNIFORM, membership.text)
+            atom = Atom(AtomKind.MEMBERSHIP, key, membership, membership.text)
+            return bits, atom if membership.member else Not(atom)
+        kind = AtomKind.RANK if bits & RANK else AtomKind.UNIFORM
+        text = quick_text(node)
+        if text is None:
+            return bits, Atom(kind, f"#{id(node)}", node=node, module=self.module)
+        return bits, Atom(kind, text)
+
+    def _is_rank_value(self, node: cst.BaseExpression) -> bool:
+        if dotted_name(node) is not None:
+            return bool(self.expr(node) & RANK)  # a chain of names: reading it records nothing
+        return not self._is_symmetric(node)
 
     def _if_expression(self, node: cst.IfExp) -> int:
-        test = self.expr(node.test)
+        test, formula = self._test(node.test)
         condition = Condition(
-            ConditionKind.IFEXP, node, node.test, test, branch_count=2, complete=True
+            ConditionKind.IFEXP,
+            node,
+            node.test,
+            test,
+            branch_count=2,
+            complete=True,
+            formula=formula,
         )
         if test & RANK:
             self.conditions.append(condition)

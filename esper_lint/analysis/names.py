@@ -32,6 +32,8 @@ DIST_COLLECTIVES = frozenset(
         "gather_object",
         "scatter_object_list",
         "new_group",
+        "new_subgroups",
+        "new_subgroups_by_enumeration",
     }
 )
 ACCELERATE_UTILS = "accelerate.utils"

@@ -63,7 +63,11 @@ class ScopeWalk(WalkState):
             key = local_key(self.local_defs[-1][0], name)
         else:
             key = name
-        info = FunctionInfo(key)
+        params = node.params
+        info = FunctionInfo(
+            key,
+            positional=tuple(p.name.value for p in (*params.posonly_params, *params.params)),
+        )
         self.functions[key] = info
         self.local_defs.append((key, local_def_names(node.body.body)))
         saved = (self.context, self.exits, self.owner, self.class_body, self.method_class)
@@ -74,7 +78,9 @@ class ScopeWalk(WalkState):
         if in_class is not None:
             self.method_class = in_class
         self.scopes.append(Scope(self._param_bindings(node.params)))
+        self.groups.enter_scope()
         self._suite(node.body)
+        self.groups.leave_scope()
         self.scopes.pop()
         self.local_defs.pop()
         self.context, self.exits, self.owner, self.class_body, self.method_class = saved

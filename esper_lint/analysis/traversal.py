@@ -21,7 +21,15 @@ from collections.abc import Callable, Sequence
 import libcst as cst
 
 from esper_lint.analysis.calls import CallRecord, FunctionInfo
-from esper_lint.analysis.control import ComplementCandidate, Condition, Context, ExitKind, Exits
+from esper_lint.analysis.control import (
+    ComplementCandidate,
+    Condition,
+    Context,
+    Exit,
+    ExitKind,
+    Exits,
+)
+from esper_lint.analysis.groups import GroupTracker
 from esper_lint.analysis.implicit import ImplicitCalls
 from esper_lint.analysis.implicit import Scope as BindingScope
 from esper_lint.analysis.loops import Loop
@@ -92,6 +100,9 @@ class WalkState:
         self.implicit = implicit  # the implicit-collectives table, and what names hold (ESP006)
         self.constructed = implicit.new_bindings()
         self.imports = Imports()
+        # which groups and ranks lists the file builds (``groups``); every rank-dependent exit
+        self.groups = GroupTracker(module, self.imports.qualify)
+        self.all_exits: list[Exit] = []
         self.known_returns = dict(known_returns)
         self.known_elements: dict[str, list[int]] = {}
         self.used_before_definition: set[str] = set()

@@ -99,6 +99,7 @@ class ValueWalk(WalkState):
         with an unknown ``setup`` keeps the conventional name's rank dependence.
         """
         self._note_constructed(target, value)
+        self.groups.note_assignment(target, value)
         if isinstance(value, cst.Call) and final_name(value.func) == "prepare":
             if _is_accelerator_call(value.func):
                 self.expr(value)
@@ -258,6 +259,11 @@ class ValueWalk(WalkState):
                 kind = CallKind.IMPLICIT
         if kind is not None or helper_key is not None:
             record = CallRecord(node, kind, helper_key, self.context, self.exits, implicit)
+            if kind is CallKind.COLLECTIVE:
+                record.group = self.groups.group_of(node)
+                record.op = qualified or dotted or name or ""
+            elif helper_key is not None:
+                record.arguments = self.groups.arguments_of(node)
             self.records.append(record)
             if self.owner is not None:
                 self.owner.records.append(record)
@@ -266,8 +272,9 @@ class ValueWalk(WalkState):
     def _after_collective(self, node: cst.Call, bits: int) -> int:
         """A collective's result, and the buffers it fills in place, are the same on every rank."""
         if final_name(node.func) in IN_PLACE_COLLECTIVES:
-            for arg in node.args:
-                if arg.keyword is None and isinstance(arg.value, cst.Name):
-                    name = arg.value.value
-                    self._bind(arg.value, self._lookup(name) & ~RANK)
+            # only the first argument is filled: `broadcast(t, src)` leaves `src` as it was
+            first = node.args[0] if node.args else None
+            if first is not None and first.keyword is None and isinstance(first.value, cst.Name):
+                name = first.value.value
+                self._bind(first.value, self._lookup(name) & ~RANK)
         return bits & ~RANK

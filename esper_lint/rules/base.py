@@ -79,6 +79,10 @@ class Rule:
             "## Use instead\n",
             f"```python\n{_dedent(cls.use_instead)}```\n",
         ]
+        if cls.bad:
+            sections += ["## Also reported\n", *(_code_block(e) for e in cls.bad)]
+        if cls.good:
+            sections += ["## Not reported\n", *(_code_block(e) for e in cls.good)]
         if cls.known_limits:
             sections += ["## Known limits\n", _dedent(cls.known_limits)]
         return "\n".join(sections)
@@ -87,3 +91,7 @@ class Rule:
 def _dedent(text: str) -> str:
     body = textwrap.dedent(text).strip("\n")
     return body + "\n"
+
+
+def _code_block(example: str) -> str:
+    return f"```python\n{_dedent(example)}```\n"

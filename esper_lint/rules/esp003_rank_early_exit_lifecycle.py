@@ -44,9 +44,11 @@ class RankEarlyExitLifecycleCall(Rule):
         """
     known_limits = """
         Exits are followed within one function. A rank-dependent exit inside a called function, or
-        an exception raised on some ranks and caught by a caller, is not seen. Paths are not
-        counted: `if rank == 0: slot.step_epoch(); return` followed by `slot.step_epoch()` is
-        reported, although every rank steps once.
+        an exception raised on some ranks and caught by a caller, is not seen. Paths are compared
+        only between the branch that exits and the code after it: `if rank == 0:
+        slot.step_epoch(); return` followed by `slot.step_epoch()` is not reported (every rank
+        steps once); an exit in an `elif` chain, or nested deeper than the branch of the
+        rank-dependent `if`, is not compared.
         """
     bad = (
         """
@@ -78,6 +80,13 @@ class RankEarlyExitLifecycleCall(Rule):
             if rank != 0:
                 return
             print("done")
+        """,
+        """
+        def run(slot, rank):
+            if rank == 0:
+                slot.step_epoch()
+                return
+            slot.step_epoch()
         """,
     )
 
