@@ -149,7 +149,8 @@ class HelperChains:
         for record in records:
             if record.kind is not None:
                 own = (record.group,) if record.kind is CallKind.COLLECTIVE else ()
-                calls.append(SymmetricCall(record, record.kind, (self.display(record),), groups=own))
+                display = (self.display(record),)
+                calls.append(SymmetricCall(record, record.kind, display, groups=own))
                 continue
             assert record.helper_key is not None
             for kind in CallKind:
