@@ -2,8 +2,13 @@
 
 A file that mentions none of the symmetric names as a whole word cannot produce an ESP00x
 finding (same-file helpers are found through the calls they make, which name them), so it is
-not parsed. A few substring tests (memory speed) and, on a hit, one compiled bytes regex cost
-about 5 microseconds per kilobyte, against about 2 milliseconds per kilobyte for
+not parsed, unless it imports a project module that could contribute (the engine asks
+``summaries.Project.could_contribute``). A project module that names no symmetric call and no
+rank source, and imports no module that does, has nothing for its importers and is not parsed
+either (``contribution_predicate``).
+
+A few substring tests (memory speed) and, on a hit, one compiled bytes regex cost about 5
+microseconds per kilobyte, against about 2 milliseconds per kilobyte for
 ``libcst.parse_module``.
 """
 
@@ -85,6 +90,20 @@ def _predicate(names: frozenset[str]) -> Callable[[bytes], bool]:
         return _declares_foreign_codec(source)
 
     return is_candidate
+
+
+def contribution_predicate(config: Config) -> Callable[[bytes], bool]:
+    """``contributes(source)``: could this module give its importers anything, by itself?
+
+    It must name a symmetric call or a rank source (a rank-zero decorator tests the rank, so it
+    names one too, or imports a module that does: ``summaries.Project.could_contribute`` follows
+    the imports).
+    """
+    from esper_lint.analysis.rank import RANK_CALLS, RANK_ENV_VARS, RANK_FLAG_CALLS, RANK_NAMES
+
+    rank_words = RANK_NAMES | RANK_CALLS | RANK_FLAG_CALLS | RANK_ENV_VARS
+    names = symmetric_call_names(config) | rank_words | frozenset(config.extend_rank_sources)
+    return _predicate(names)
 
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:

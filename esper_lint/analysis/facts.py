@@ -10,6 +10,7 @@ controls it. The traversal is one pass over the tree, split by question (see ``t
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -22,10 +23,13 @@ from esper_lint.analysis.positions import positions_of
 from esper_lint.analysis.rank import NONE, RANK, Sources
 from esper_lint.analysis.scopes import ScopeWalk
 from esper_lint.analysis.symbols import CallKind, SymmetricNames
-from esper_lint.analysis.values import ValueWalk
+from esper_lint.analysis.values import UNIFORM, ValueWalk
 from esper_lint.config import Config
 
-__all__ = ["CallRecord", "FileFacts", "FunctionInfo", "SymmetricCall", "build_facts"]
+if TYPE_CHECKING:
+    from esper_lint.analysis.summaries import ModuleContext
+
+__all__ = ["CallRecord", "FileFacts", "FunctionInfo", "SymmetricCall", "Walker", "build_facts"]
 
 MAX_EXTRA_PASSES = 2
 
@@ -33,9 +37,20 @@ MAX_EXTRA_PASSES = 2
 class FileFacts:
     """What the rules ask: the symmetric calls, what controls them, and where things are."""
 
-    def __init__(self, module: cst.Module, calls: list[SymmetricCall]) -> None:
+    def __init__(
+        self,
+        module: cst.Module,
+        calls: list[SymmetricCall],
+        uniform_calls: set[cst.Call] | None = None,
+    ) -> None:
         self.module = module
         self.calls = calls
+        self._uniform_calls = uniform_calls or set()
+
+    def returns_uniform(self, call: cst.Call) -> bool:
+        """Whether ``call`` calls a (project or same-file) function whose result comes from a
+        reduction or broadcast, and so is the same on every rank."""
+        return call in self._uniform_calls
 
     def calls_of(self, kind: CallKind) -> list[SymmetricCall]:
         return [call for call in self.calls if call.kind is kind]
@@ -80,29 +95,41 @@ class FileFacts:
         return " ".join(self.module.code_for_node(node).split())
 
 
-def build_facts(module: cst.Module, config: Config) -> FileFacts:
+def build_facts(
+    module: cst.Module, config: Config, project: ModuleContext | None = None
+) -> FileFacts:
+    """The facts of one module; with ``project``, calls into other project modules resolve
+    through their summaries (``summaries``), without it the file is read alone."""
+    return walk_module(module, config, project).facts()
+
+
+def walk_module(module: cst.Module, config: Config, project: ModuleContext | None) -> Walker:
     names = SymmetricNames.from_config(config)
     sources = Sources.from_config(config)
     known_returns: dict[str, int] = {}
-    walker = _walk(module, names, sources, known_returns)
+    walker = _walk(module, names, sources, known_returns, project)
     for _ in range(MAX_EXTRA_PASSES):
         returns = {key: info.return_bits for key, info in walker.functions.items()}
         # a function used before its definition turned out to return a rank-dependent value
         if not any(returns.get(key, NONE) & RANK for key in walker.used_before_definition):
             break
-        walker = _walk(module, names, sources, returns)
-    return walker.facts()
+        walker = _walk(module, names, sources, returns, project)
+    return walker
 
 
 def _walk(
-    module: cst.Module, names: SymmetricNames, sources: Sources, known_returns: dict[str, int]
-) -> _Walker:
-    walker = _Walker(module, names, sources, known_returns)
+    module: cst.Module,
+    names: SymmetricNames,
+    sources: Sources,
+    known_returns: dict[str, int],
+    project: ModuleContext | None,
+) -> Walker:
+    walker = Walker(module, names, sources, known_returns, project)
     walker.walk()
     return walker
 
 
-class _Walker(ScopeWalk, ValueWalk, FlowWalk):
+class Walker(ScopeWalk, ValueWalk, FlowWalk):
     """The single traversal: each node type goes to the room that answers for it."""
 
     def __init__(
@@ -111,8 +138,9 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
         names: SymmetricNames,
         sources: Sources,
         known_returns: dict[str, int],
+        project: ModuleContext | None = None,
     ) -> None:
-        super().__init__(module, names, sources, known_returns)
+        super().__init__(module, names, sources, known_returns, project)
         self.stmt_handlers = {
             cst.SimpleStatementLine: self._simple_line,  # type: ignore[dict-item]
             cst.If: self._if_statement,  # type: ignore[dict-item]
@@ -154,11 +182,25 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
     # ----------------------------------------------------------------- results
 
     def facts(self) -> FileFacts:
-        calls = HelperChains(self.module, self.functions).symmetric_calls(self.records)
+        calls = HelperChains(self.module, self.functions, self.project).symmetric_calls(
+            self.records
+        )
         for call in calls:
             key = (call.chain[0], call.kind.value)
             for frame, branch in call.record.context:
                 if isinstance(frame, Condition):
                     frame.record(branch, key)
         decide_exemptions(self.conditions, self.complements)
-        return FileFacts(self.module, calls)
+        return FileFacts(self.module, calls, self._uniform_calls())
+
+    def _uniform_calls(self) -> set[cst.Call]:
+        """The calls of functions whose result is the same on every rank (``returns_uniform``)."""
+        found: set[cst.Call] = set()
+        for record in self.records:
+            key = record.helper_key
+            if key is None:
+                continue
+            bits = self._returns_of(key)
+            if bits is not None and bits & UNIFORM and not bits & RANK:
+                found.add(record.node)
+        return found

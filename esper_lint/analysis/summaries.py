@@ -1,0 +1,292 @@
+"""Per-module summaries: what importers need to know about a project module's functions.
+
+A summary is computed once per module (one walk of its tree, the same walk ``build_facts`` makes)
+and reused by every file that imports it. For each top-level function and method:
+
+- ``chains``: the symmetric calls it makes, per kind, directly or through other functions of the
+  project, as the chain a message shows (``all_reduce_mean() -> dist.all_reduce()``);
+- ``return_bits``: what its result depends on (``returns_rank_dependent``: ``def is_main():
+  return dist.get_rank() == 0``); ``returns_uniform``: its result comes from a reduction or a
+  broadcast and is the same on every rank;
+- ``rank_zero_decorator``: a decorator whose wrapper calls the wrapped function only under a
+  rank-dependent condition (``@master_only``), so the functions it decorates run on some ranks.
+
+And for each class, its resolved bases and the methods it defines (``self.f()`` resolves through
+the bases in MRO order). Import cycles end at a module whose summary is being computed: it
+contributes nothing to the modules of the cycle that ask for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from esper_lint.analysis.project import ProjectIndex, imported_modules, resolve_relative
+from esper_lint.analysis.rank import RANK
+from esper_lint.analysis.values import UNIFORM
+from esper_lint.config import Config
+
+if TYPE_CHECKING:
+    from esper_lint.analysis.facts import Walker
+
+# Re-exports followed through at most this many modules (`a` re-exports `b.f` re-exports...).
+MAX_REEXPORT_HOPS = 16
+
+
+@dataclass(frozen=True)
+class FunctionSummary:
+    file: str  # the defining module's file, as messages show it
+    return_bits: int
+    element_returns: tuple[int, ...] | None
+    chains: dict[str, tuple[str, ...]]  # CallKind.value -> chain
+    rank_zero_decorator: bool
+
+    @property
+    def returns_rank_dependent(self) -> bool:
+        return bool(self.return_bits & RANK)
+
+    @property
+    def returns_uniform(self) -> bool:
+        return bool(self.return_bits & UNIFORM) and not self.return_bits & RANK
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    bases: tuple[str, ...]  # "module:Class" of each base defined in the project, in order
+    methods: frozenset[str]
+
+
+@dataclass
+class ModuleSummary:
+    name: str
+    file: str
+    functions: dict[str, FunctionSummary] = field(default_factory=dict)
+    classes: dict[str, ClassSummary] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # imported names -> qualified names
+
+    def digest(self) -> str:
+        """Changes exactly when what importers may learn from this module changes."""
+        material = {
+            "functions": {
+                key: [f.return_bits, f.element_returns, f.chains, f.rank_zero_decorator]
+                for key, f in sorted(self.functions.items())
+            },
+            "classes": {
+                key: [list(c.bases), sorted(c.methods)] for key, c in sorted(self.classes.items())
+            },
+            "aliases": dict(sorted(self.aliases.items())),
+        }
+        encoded = json.dumps(material, sort_keys=True).encode("utf-8")
+        return blake2b(encoded, digest_size=16).hexdigest()
+
+
+class Project:
+    """The summaries of one project's modules, computed on demand and kept."""
+
+    def __init__(self, index: ProjectIndex, config: Config) -> None:
+        self.index = index
+        self.config = config
+        self.summaries: dict[str, ModuleSummary | None] = {}
+        self.in_progress: set[str] = set()
+        self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
+        self._contributes: dict[str, bool] = {}
+
+    def context(self, path: Path) -> ModuleContext:
+        name = self.index.module_name(path) or ""
+        return ModuleContext(self, name, path.name == "__init__.py", self.index.display(path))
+
+    def summary(self, name: str) -> ModuleSummary | None:
+        if name in self.summaries:
+            return self.summaries[name]
+        if name in self.in_progress:
+            return None  # an import cycle: what is being computed contributes nothing yet
+        path = self.index.module_file(name)
+        if path is None:
+            return None
+        summary = self._summarise(name, path)
+        self.summaries[name] = summary
+        return summary
+
+    def _summarise(self, name: str, path: Path) -> ModuleSummary | None:
+        source = self.index.source(path)
+        if source is None:
+            return None
+        if not self.could_contribute(name):
+            return ModuleSummary(name, self.index.display(path))
+        from esper_lint.analysis.facts import walk_module
+        from esper_lint.checker import parse_for_analysis
+
+        module = parse_for_analysis(source)
+        if module is None:
+            return None
+        self.in_progress.add(name)
+        try:
+            walker = walk_module(module, self.config, self.context(path))
+        finally:
+            self.in_progress.discard(name)
+        return summary_of(walker)
+
+    def could_contribute(self, name: str, visiting: frozenset[str] = frozenset()) -> bool:
+        """Whether module ``name`` may make a symmetric call or read the rank, itself or through
+        the project modules it imports. A module that mentions neither (and imports nothing that
+        does) has nothing for an importer and is not parsed.
+        """
+        if name in self._contributes:
+            return self._contributes[name]
+        path = self.index.module_file(name)
+        source = self.index.source(path) if path is not None else None
+        if path is None or source is None or name in visiting:
+            return False
+        from esper_lint.prefilter import contribution_predicate
+
+        found = contribution_predicate(self.config)(source)
+        if not found:
+            # what this module has to offer depends on what it imports: so do its importers
+            imports = list(self.project_imports(source, name, path.name == "__init__.py"))
+            self.dependencies.setdefault(name, set()).update(imports)
+            found = any(self.could_contribute(m, visiting | {name}) for m in imports)
+        if not visiting or found:
+            self._contributes[name] = found
+        return found
+
+    def offers(self, name: str, consumer: str, hops: int = MAX_REEXPORT_HOPS) -> bool:
+        """Whether importing module ``name`` can give ``consumer`` a symmetric call: one of its
+        functions or methods makes one, is a rank-zero decorator, or it re-exports one."""
+        self.dependencies.setdefault(consumer, set()).add(name)
+        summary = self.summary(name)
+        if summary is None:
+            return False
+        if any(f.chains or f.rank_zero_decorator for f in summary.functions.values()):
+            return True
+        if hops <= 0:
+            return False
+        targets = {self._module_of(target) for target in summary.aliases.values()}
+        return any(
+            target is not None and target != name and self.offers(target, name, hops - 1)
+            for target in targets
+        )
+
+    def _module_of(self, qualified: str) -> str | None:
+        """The longest prefix of ``qualified`` that is a project module."""
+        module = qualified
+        while module:
+            if self.index.module_file(module) is not None:
+                return module
+            module = module.rpartition(".")[0]
+        return None
+
+    def imports_offering(self, source: bytes, path: Path) -> bool:
+        """Whether a file that names no symmetric call still imports one from the project."""
+        name = self.index.module_name(path) or ""
+        is_package = path.name == "__init__.py"
+        return any(
+            self.offers(module, name) for module in self.project_imports(source, name, is_package)
+        )
+
+    def summary_digest(self, name: str) -> str:
+        summary = self.summary(name)
+        if summary is None:
+            return blake2b(b"no summary", digest_size=16).hexdigest()
+        return summary.digest()
+
+    def project_imports(self, source: bytes, name: str, is_package: bool) -> Iterator[str]:
+        for imported in imported_modules(source, name, is_package):
+            if imported != name and self.index.module_file(imported) is not None:
+                yield imported
+
+    def depends_on(self, path: Path) -> set[str]:
+        """The modules whose summaries the analysis of the file at ``path`` read."""
+        return self.dependency_closure(self.index.module_name(path) or "")
+
+    def dependency_closure(self, name: str) -> set[str]:
+        """Every module whose summary ``name``'s analysis read, directly or through others."""
+        closure: set[str] = set()
+        pending = list(self.dependencies.get(name, ()))
+        while pending:
+            module = pending.pop()
+            if module in closure or module == name:
+                continue
+            closure.add(module)
+            pending.extend(self.dependencies.get(module, ()))
+        return closure
+
+
+@dataclass
+class ModuleContext:
+    """One module's view of its project: how its imports and base classes resolve."""
+
+    project: Project
+    name: str
+    is_package: bool
+    file: str
+
+    def absolute(self, level: int, tail: str) -> str | None:
+        return resolve_relative(self.name, self.is_package, level, tail)
+
+    def _module(self, name: str) -> ModuleSummary | None:
+        self.project.dependencies.setdefault(self.name, set()).add(name)
+        return self.project.summary(name)
+
+    def resolve(self, qualified: str) -> tuple[str, str] | None:
+        """(module, name) of a project function or class named ``qualified``, after re-exports."""
+        for _ in range(MAX_REEXPORT_HOPS):
+            module, _, attr = qualified.rpartition(".")
+            while module:
+                if self.project.index.module_file(module) is not None:
+                    break
+                module, _, head = module.rpartition(".")
+                attr = f"{head}.{attr}"
+            if not module:
+                return None
+            summary = self._module(module)
+            if summary is None:
+                return None
+            first, _, rest = attr.partition(".")
+            if attr in summary.functions or first in summary.classes:
+                return module, attr
+            if first not in summary.aliases:
+                return None
+            target = summary.aliases[first]
+            qualified = f"{target}.{rest}" if rest else target
+        return None
+
+    def function(self, module: str, key: str) -> FunctionSummary | None:
+        summary = self._module(module)
+        return summary.functions.get(key) if summary is not None else None
+
+    def class_summary(self, ref: str) -> ClassSummary | None:
+        module, _, name = ref.partition(":")
+        summary = self._module(module)
+        return summary.classes.get(name) if summary is not None else None
+
+
+def summary_of(walker: Walker) -> ModuleSummary:
+    from esper_lint.analysis.calls import HelperChains
+    from esper_lint.analysis.symbols import CallKind
+
+    context = walker.project
+    assert context is not None
+    summary = ModuleSummary(context.name, context.file)
+    chains = HelperChains(walker.module, walker.functions, context)
+    for key, info in walker.functions.items():
+        if "<locals>" in key:
+            continue
+        found = {}
+        for kind in CallKind:
+            chain = chains.chain(key, kind, frozenset())
+            if chain is not None:
+                found[kind.value] = chain
+        elements = tuple(info.element_returns) if info.element_returns is not None else None
+        summary.functions[key] = FunctionSummary(
+            context.file, info.return_bits, elements, found, info.rank_zero_decorator
+        )
+    for name, methods in walker.class_methods.items():
+        bases = tuple(ref for ref in walker.class_bases.get(name, ()) if ref)
+        summary.classes[name] = ClassSummary(bases, methods)
+    defined = set(summary.functions) | set(summary.classes)
+    summary.aliases = {k: v for k, v in walker.imports.aliases.items() if k not in defined}
+    return summary
