@@ -130,16 +130,11 @@ def _check_one(source: bytes, path: str, config: Config, root: str | None) -> Ch
 
     project = project_at(root, config) if root is not None else None
     context = project.context(Path(path)) if project is not None else None
-    if project is not None and context is not None and context.name:
-        project.in_progress.add(context.name)  # a cycle back to this file contributes nothing
     try:
         diagnostics = check_source(source, path, config, context)
     except Exception as error:  # check_source must not raise; never let one file stop the run
         message = f"file could not be analysed: internal error: {type(error).__name__}: {error}"
         return ((1, 1, 1, 1, "ESP901", message),), False, ()
-    finally:
-        if project is not None and context is not None:
-            project.in_progress.discard(context.name)
     # An ESP901 other than "too deep" is an internal error, maybe transient (MemoryError):
     # caching it would replay it on every warm run.
     cacheable = all(d.code != "ESP901" or d.message == TOO_DEEP for d in diagnostics)

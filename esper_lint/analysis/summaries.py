@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 # Re-exports followed through at most this many modules (`a` re-exports `b.f` re-exports...).
 MAX_REEXPORT_HOPS = 16
+# How often a summary computed inside an import cycle is computed again before it is kept.
+MAX_CYCLE_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,14 @@ class Project:
         self.index = index
         self.config = config
         self.summaries: dict[str, ModuleSummary | None] = {}
-        self.in_progress: set[str] = set()
+        # the modules whose summaries are being computed, innermost last
+        self.in_progress: list[str] = []
+        # Summaries computed while a module they depend on was still incomplete (a cycle) are
+        # provisional: reused until the outermost computation ends, then computed again on the
+        # next request (at most MAX_CYCLE_RETRIES times), when the rest of the cycle is known.
+        self.incomplete: set[str] = set()
+        self.provisional: dict[str, ModuleSummary | None] = {}
+        self.retries: dict[str, int] = {}
         self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
         self._contributes: dict[str, bool] = {}
 
@@ -102,13 +111,25 @@ class Project:
     def summary(self, name: str) -> ModuleSummary | None:
         if name in self.summaries:
             return self.summaries[name]
+        if name in self.provisional:
+            return self.provisional[name]
         if name in self.in_progress:
-            return None  # an import cycle: what is being computed contributes nothing yet
+            # an import cycle: this module contributes nothing yet to the modules it reaches
+            self.incomplete.update(self.in_progress[self.in_progress.index(name) + 1 :])
+            return None
         path = self.index.module_file(name)
         if path is None:
             return None
         summary = self._summarise(name, path)
-        self.summaries[name] = summary
+        retries = self.retries.get(name, 0)
+        if name in self.incomplete and retries < MAX_CYCLE_RETRIES:
+            self.incomplete.discard(name)
+            self.retries[name] = retries + 1
+            self.provisional[name] = summary
+        else:
+            self.summaries[name] = summary
+        if not self.in_progress:
+            self.provisional.clear()
         return summary
 
     def _summarise(self, name: str, path: Path) -> ModuleSummary | None:
@@ -123,11 +144,11 @@ class Project:
         module = parse_for_analysis(source)
         if module is None:
             return None
-        self.in_progress.add(name)
+        self.in_progress.append(name)
         try:
             walker = walk_module(module, self.config, self.context(path))
         finally:
-            self.in_progress.discard(name)
+            self.in_progress.pop()
         return summary_of(walker)
 
     def could_contribute(self, name: str, visiting: frozenset[str] = frozenset()) -> bool:
