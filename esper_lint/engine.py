@@ -260,9 +260,12 @@ class _Run:
             self.is_candidate = candidate_predicate(self.config)
         if self.is_candidate(source):
             return True
-        if not imports_project_modules(root, self.config, source, path):
-            return False
-        return project_at(root, self.config).imports_offering(source, path)
+        try:
+            if not imports_project_modules(root, self.config, source, path):
+                return False
+            return project_at(root, self.config).imports_offering(source, path)
+        except (RecursionError, MemoryError, OSError, ValueError):
+            return True  # undecided: parsing it is always correct
 
     def cached(self, result: FileResult, root: str) -> bool:
         """Whether a cached result answers this run (prefilter=False must parse everything) and

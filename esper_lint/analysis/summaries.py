@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 MAX_REEXPORT_HOPS = 16
 # How often a summary computed inside an import cycle is computed again before it is kept.
 MAX_CYCLE_RETRIES = 2
+# Summaries computed one inside another (a chain of imports met while walking): deeper ones are
+# left out for now, like a cycle, so the stack stays far from Python's recursion limit.
+MAX_SUMMARY_DEPTH = 12
+# Imports followed by ``could_contribute`` from one module.
+MAX_IMPORT_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ class Project:
             # an import cycle: this module contributes nothing yet to the modules it reaches
             self.incomplete.update(self.in_progress[self.in_progress.index(name) + 1 :])
             return None
+        if len(self.in_progress) >= MAX_SUMMARY_DEPTH:
+            self.incomplete.update(self.in_progress)
+            return None
         path = self.index.module_file(name)
         if path is None:
             return None
@@ -146,10 +154,11 @@ class Project:
             return None
         self.in_progress.append(name)
         try:
-            walker = walk_module(module, self.config, self.context(path))
+            return summary_of(walk_module(module, self.config, self.context(path)))
+        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError):
+            return None  # a module the analysis can't read contributes nothing to its importers
         finally:
             self.in_progress.pop()
-        return summary_of(walker)
 
     def could_contribute(self, name: str, visiting: frozenset[str] = frozenset()) -> bool:
         """Whether module ``name`` may make a symmetric call or read the rank, itself or through
@@ -160,7 +169,7 @@ class Project:
             return self._contributes[name]
         path = self.index.module_file(name)
         source = self.index.source(path) if path is not None else None
-        if path is None or source is None or name in visiting:
+        if path is None or source is None or name in visiting or len(visiting) > MAX_IMPORT_DEPTH:
             return False
         from esper_lint.prefilter import contribution_predicate
 
@@ -174,22 +183,28 @@ class Project:
             self._contributes[name] = found
         return found
 
-    def offers(self, name: str, consumer: str, hops: int = MAX_REEXPORT_HOPS) -> bool:
-        """Whether importing module ``name`` can give ``consumer`` a symmetric call: one of its
-        functions or methods makes one, is a rank-zero decorator, or it re-exports one."""
+    def offered_names(self, name: str, consumer: str, hops: int = MAX_REEXPORT_HOPS) -> set[str]:
+        """The names through which importing module ``name`` can give ``consumer`` a symmetric
+        call: its functions and methods (and their classes) that make one or are rank-zero
+        decorators, and the names it re-exports from modules that offer one."""
         self.dependencies.setdefault(consumer, set()).add(name)
         summary = self.summary(name)
         if summary is None:
-            return False
-        if any(f.chains or f.rank_zero_decorator for f in summary.functions.values()):
-            return True
+            return set()
+        offered = set()
+        for key, function in summary.functions.items():
+            if function.chains or function.rank_zero_decorator:
+                offered.update(key.split("."))
         if hops <= 0:
-            return False
-        targets = {self._module_of(target) for target in summary.aliases.values()}
-        return any(
-            target is not None and target != name and self.offers(target, name, hops - 1)
-            for target in targets
-        )
+            return offered
+        for alias, target in summary.aliases.items():
+            module = self._module_of(target)
+            if module is None or module == name:
+                continue
+            names = self.offered_names(module, name, hops - 1)
+            if names and (target == module or target.rpartition(".")[2] in names):
+                offered.add(alias)
+        return offered
 
     def _module_of(self, qualified: str) -> str | None:
         """The longest prefix of ``qualified`` that is a project module."""
@@ -201,12 +216,16 @@ class Project:
         return None
 
     def imports_offering(self, source: bytes, path: Path) -> bool:
-        """Whether a file that names no symmetric call still imports one from the project."""
+        """Whether a file that names no symmetric call still imports one from the project, and
+        names it (a function, its class, a decorator, a module re-exporting one)."""
+        from esper_lint.prefilter import names_pattern
+
         name = self.index.module_name(path) or ""
         is_package = path.name == "__init__.py"
-        return any(
-            self.offers(module, name) for module in self.project_imports(source, name, is_package)
-        )
+        offered: set[str] = set()
+        for module in self.project_imports(source, name, is_package):
+            offered |= self.offered_names(module, name)
+        return bool(offered) and names_pattern(offered).search(source) is not None
 
     def summary_digest(self, name: str) -> str:
         summary = self.summary(name)
