@@ -238,17 +238,19 @@ class _Run:
         self.raw_by_path: list[tuple[Path, tuple[RawDiagnostic, ...]]] = []
         self.pending: list[_Pending] = []
         self.read_errors: list[Diagnostic] = []
-        self.roots: dict[Path, str] = {}
+        self.roots: dict[str, str] = {}
         self.current_summaries: dict[str, str] = {}
+        # the stat results discovery already has, by absolute path: dependencies reuse them
+        self.stats: dict[str, os.stat_result] = {}
 
     def root_of(self, path: Path) -> str:
         """The project root of ``path``: the nearest marked ancestor, else the CLI directory."""
-        directory = path.parent
+        directory = os.path.dirname(path)  # strings: a Path per file costs more than the lookup
         root = self.roots.get(directory)
         if root is None:
             from esper_lint.analysis.project import find_project_root
 
-            found = find_project_root(directory.resolve())
+            found = find_project_root(Path(directory or ".").resolve())
             root = str(found if found is not None else self.fallback_root.resolve())
             self.roots[directory] = root
         return root
@@ -283,10 +285,7 @@ class _Run:
         digest = self.current_summaries.get(module_path)
         if digest is not None:
             return digest
-        try:
-            signature = signature_of(os.stat(module_path), self.now_ns)
-        except OSError:
-            signature = None
+        signature = self.signature(module_path)
         digest = self.cache.summary_digest(module_path, signature) if self.cache else None
         if digest is None:
             project = project_at(root, self.config)
@@ -302,11 +301,16 @@ class _Run:
             if module_path in self.current_summaries or self.cache is None:
                 continue
             self.current_summaries[module_path] = digest
+            self.cache.store_summary(module_path, self.signature(module_path), digest)
+
+    def signature(self, module_path: str) -> Signature | None:
+        file_stat = self.stats.get(module_path)
+        if file_stat is None:
             try:
-                signature = signature_of(os.stat(module_path), self.now_ns)
+                file_stat = os.stat(module_path)
             except OSError:
-                continue
-            self.cache.store_summary(module_path, signature, digest)
+                return None
+        return signature_of(file_stat, self.now_ns)
 
     def visit(self, path: Path, file_stat: os.stat_result | None) -> None:
         signature = signature_of(file_stat, self.now_ns) if file_stat is not None else None
@@ -389,6 +393,9 @@ def lint_paths(
     run = _Run(config, cache, prefilter, first if first.is_dir() else first.parent)
     for missing_path, reason in found.missing:
         run.read_errors.append(_read_error(missing_path, reason))
+    cwd = os.getcwd()
+    # join, not abspath: discovery's paths are already normalised, and this runs for every file
+    run.stats = {os.path.join(cwd, f.path): f.stat for f in found.files if f.stat is not None}
     for source_file in found.files:
         run.visit(source_file.path, source_file.stat)
     run.analyse(max(1, jobs if jobs is not None else (os.cpu_count() or 1)))
