@@ -54,10 +54,9 @@ def _check(
 ) -> list[Diagnostic]:
     import libcst
 
-    from esper_lint.analysis.facts import build_facts
-    from esper_lint.noqa import is_suppressed
-    from esper_lint.rules import ALL_RULES
-
+    kept = project.project.cached_tree(project.real_path, source) if project is not None else None
+    if kept is not None:  # parsed for the summary of this module: it parses and is not too deep
+        return _diagnose(source, path, config, project, kept)
     verdict = _cpython_verdict(source)
     if verdict is _TOO_DEEP:
         return [_file_level(path, "ESP901", TOO_DEEP)]
@@ -72,6 +71,22 @@ def _check(
         return [Diagnostic(path, line, column, line, column, "ESP900", message)]
     except (SyntaxError, UnicodeDecodeError, ValueError, LookupError) as error:
         return [_file_level(path, "ESP900", f"file could not be parsed: {error}")]
+
+    if project is not None:
+        project.project.keep_tree(project.real_path, source, module)
+    return _diagnose(source, path, config, project, module)
+
+
+def _diagnose(
+    source: bytes,
+    path: str,
+    config: Config,
+    project: ModuleContext | None,
+    module: libcst.Module,
+) -> list[Diagnostic]:
+    from esper_lint.analysis.facts import build_facts
+    from esper_lint.noqa import is_suppressed
+    from esper_lint.rules import ALL_RULES
 
     facts = build_facts(module, config, project)
     findings = [finding for rule in ALL_RULES for finding in rule.check(facts)]

@@ -100,7 +100,10 @@ def build_facts(
 ) -> FileFacts:
     """The facts of one module; with ``project``, calls into other project modules resolve
     through their summaries (``summaries``), without it the file is read alone."""
-    return walk_module(module, config, project).facts()
+    walker = walk_module(module, config, project)
+    if project is not None:
+        project.project.remember(project.name, walker)
+    return walker.facts()
 
 
 def walk_module(module: cst.Module, config: Config, project: ModuleContext | None) -> Walker:

@@ -19,6 +19,7 @@ contributes nothing to the modules of the cycle that ask for it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -31,6 +32,8 @@ from esper_lint.analysis.values import UNIFORM
 from esper_lint.config import Config
 
 if TYPE_CHECKING:
+    import libcst
+
     from esper_lint.analysis.facts import Walker
 
 # Re-exports followed through at most this many modules (`a` re-exports `b.f` re-exports...).
@@ -42,6 +45,9 @@ MAX_CYCLE_RETRIES = 2
 MAX_SUMMARY_DEPTH = 12
 # Imports followed by ``could_contribute`` from one module.
 MAX_IMPORT_DEPTH = 64
+# Parsed trees kept for reuse (a module summarised and linted, a summary computed again inside a
+# cycle), up to this much source in all.
+MAX_TREE_SOURCE_BYTES = 48 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,31 @@ class Project:
         self.retries: dict[str, int] = {}
         self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
         self._contributes: dict[str, bool] = {}
+        self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
+        self.tree_bytes = 0
 
     def context(self, path: Path) -> ModuleContext:
         name = self.index.module_name(path) or ""
-        return ModuleContext(self, name, path.name == "__init__.py", self.index.display(path))
+        display = self.index.display(path)
+        return ModuleContext(
+            self, name, path.name == "__init__.py", display, os.path.realpath(path)
+        )
+
+    def cached_tree(self, real_path: str, source: bytes) -> libcst.Module | None:
+        """The tree already parsed from exactly these bytes at this path, if one is kept."""
+        kept = self.trees.get(real_path)
+        return kept[1] if kept is not None and kept[0] == source else None
+
+    def keep_tree(self, real_path: str, source: bytes, module: libcst.Module) -> None:
+        if real_path in self.trees or self.tree_bytes + len(source) > MAX_TREE_SOURCE_BYTES:
+            return
+        self.trees[real_path] = (source, module)
+        self.tree_bytes += len(source)
+
+    def remember(self, name: str, walker: Walker) -> None:
+        """The summary a lint walk yields, for the importers analysed after it."""
+        if name and name not in self.summaries and not self.in_progress and not self.incomplete:
+            self.summaries[name] = summary_of(walker)
 
     def summary(self, name: str) -> ModuleSummary | None:
         if name in self.summaries:
@@ -149,9 +176,13 @@ class Project:
         from esper_lint.analysis.facts import walk_module
         from esper_lint.checker import parse_for_analysis
 
-        module = parse_for_analysis(source)
+        real_path = os.path.realpath(path)
+        module = self.cached_tree(real_path, source)
         if module is None:
-            return None
+            module = parse_for_analysis(source)
+            if module is None:
+                return None
+            self.keep_tree(real_path, source, module)
         self.in_progress.append(name)
         try:
             return summary_of(walk_module(module, self.config, self.context(path)))
@@ -263,6 +294,7 @@ class ModuleContext:
     name: str
     is_package: bool
     file: str
+    real_path: str = ""
 
     def absolute(self, level: int, tail: str) -> str | None:
         return resolve_relative(self.name, self.is_package, level, tail)
