@@ -114,6 +114,8 @@ class Project:
         self.retries: dict[str, int] = {}
         self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
         self._contributes: dict[str, bool] = {}
+        self._offered: dict[str, frozenset[str]] = {}
+        self._offering: set[str] = set()
         self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
         self.tree_bytes = 0
 
@@ -214,11 +216,24 @@ class Project:
             self._contributes[name] = found
         return found
 
-    def offered_names(self, name: str, consumer: str, hops: int = MAX_REEXPORT_HOPS) -> set[str]:
+    def offered_names(self, name: str, consumer: str) -> frozenset[str]:
         """The names through which importing module ``name`` can give ``consumer`` a symmetric
         call: its functions and methods (and their classes) that make one or are rank-zero
         decorators, and the names it re-exports from modules that offer one."""
         self.dependencies.setdefault(consumer, set()).add(name)
+        if name in self._offered:
+            return self._offered[name]
+        if name in self._offering:
+            return frozenset()  # a cycle of re-exports: what is known so far
+        self._offering.add(name)
+        try:
+            found = frozenset(self._offered_names(name))
+        finally:
+            self._offering.discard(name)
+        self._offered[name] = found
+        return found
+
+    def _offered_names(self, name: str) -> set[str]:
         summary = self.summary(name)
         if summary is None:
             return set()
@@ -226,13 +241,11 @@ class Project:
         for key, function in summary.functions.items():
             if function.chains or function.rank_zero_decorator:
                 offered.update(key.split("."))
-        if hops <= 0:
-            return offered
         for alias, target in summary.aliases.items():
             module = self._module_of(target)
             if module is None or module == name:
                 continue
-            names = self.offered_names(module, name, hops - 1)
+            names = self.offered_names(module, name)
             if names and (target == module or target.rpartition(".")[2] in names):
                 offered.add(alias)
         return offered
@@ -253,7 +266,7 @@ class Project:
 
         name = self.index.module_name(path) or ""
         is_package = path.name == "__init__.py"
-        offered: set[str] = set()
+        offered: frozenset[str] = frozenset()
         for module in self.project_imports(source, name, is_package):
             offered |= self.offered_names(module, name)
         return bool(offered) and names_pattern(offered).search(source) is not None
