@@ -96,10 +96,10 @@ _projects: dict[str, Project] = {}
 def index_at(root: str, config: Config) -> ProjectIndex:
     index = _indexes.get(root)
     if index is None:
-        from esper_lint.analysis.project import ProjectIndex
+        from esper_lint.analysis.project import ProjectIndex, configured_src
 
         extra = [Path(config.root) / entry for entry in config.src]
-        index = ProjectIndex(Path(root), extra)
+        index = ProjectIndex(Path(root), [*extra, *configured_src(Path(root))])
         _indexes[root] = index
     return index
 
@@ -388,6 +388,8 @@ def lint_paths(
     Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered.
     """
     found = discover(paths, config.exclude, config.root)
+    _indexes.clear()  # files may have changed since the last run in this process
+    _projects.clear()
     cache = Cache(resolve_cache_dir(config, cache_dir), config) if use_cache else None
     first = paths[0] if paths else Path(".")
     run = _Run(config, cache, prefilter, first if first.is_dir() else first.parent)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -30,6 +31,29 @@ def find_project_root(path: Path) -> Path | None:
         if any(os.path.exists(directory / marker) for marker in ROOT_MARKERS):
             return directory
     return None
+
+
+def configured_src(root: Path) -> list[Path]:
+    """The ``[tool.esper-lint] src`` entries of the root's own pyproject.toml, as directories.
+
+    A project nested in the tree being linted keeps its own import roots, whichever
+    configuration the run reads; an unreadable file gives none (the run's configuration has
+    already reported its own errors).
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+    try:
+        with open(root / "pyproject.toml", "rb") as stream:
+            table = tomllib.load(stream).get("tool", {}).get("esper-lint", {})
+    except (OSError, ValueError):
+        return []
+    entries = table.get("src", []) if isinstance(table, dict) else []
+    if not isinstance(entries, list):
+        return []
+    return [root / entry for entry in entries if isinstance(entry, str)]
 
 
 def resolve_relative(module: str, is_package: bool, level: int, tail: str) -> str | None:
