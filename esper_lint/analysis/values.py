@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from esper_lint.analysis.calls import CallRecord
+from esper_lint.analysis.calls import CallRecord, is_external
 from esper_lint.analysis.control import Exits
 from esper_lint.analysis.rank import (
     DATA,
@@ -33,6 +33,9 @@ NOT_DATA_WORDS = ("model", "optim", "sched", "net", "module", "opt", "lr", "crit
 IN_PLACE_COLLECTIVES = frozenset(
     {"broadcast", "broadcast_object_list", "all_reduce", "all_gather", "all_gather_object"}
 )
+# The same on every rank: the result of a reduction or a broadcast (a value may carry it with
+# DATA; it is uniform only without RANK). Nothing in ESP001-ESP004 reads it; summaries expose it.
+UNIFORM = 8
 # Bits that make a condition worth a frame: what it guards may differ across ranks.
 GUARD_BITS = RANK | DATA | ITER
 LEAVES = frozenset(
@@ -119,7 +122,7 @@ class ValueWalk(WalkState):
         if name in VALUE_PRESERVING_CALLS or name in ("range", "len"):
             return True
         key = self._helper_key(value.func)
-        return key is not None and key in self.known_returns
+        return key is not None and (key in self.known_returns or self._external(key) is not None)
 
     def _element_values(self, value: cst.BaseExpression, count: int) -> list[int] | None:
         """Bits of each element of a tuple value, or of a same-file function's tuple result."""
@@ -130,6 +133,9 @@ class ValueWalk(WalkState):
         if isinstance(value, cst.Call):
             key = self._helper_key(value.func)
             elements = self.known_elements.get(key) if key is not None else None
+            summary = self._external(key)
+            if summary is not None and summary.element_returns is not None:
+                elements = list(summary.element_returns)
             if elements is not None and len(elements) == count:
                 self.expr(value)
                 return list(elements)
@@ -216,7 +222,10 @@ class ValueWalk(WalkState):
 
     def _call(self, node: cst.Call) -> int:
         func = node.func
-        bits = self._callee(func)
+        helper_key = self._helper_key(func)
+        # A project function answers for itself: its summary, not its name, says what it returns.
+        external = self._external(helper_key)
+        bits = self._callee(func) if external is None else self._receiver_bits(func)
         arg_bits = NONE
         first_arg_bits = NONE
         for index, arg in enumerate(node.args):
@@ -230,7 +239,9 @@ class ValueWalk(WalkState):
         # Arguments carry rank dependence only through value-preserving builtins (`int(rank)`);
         # `model.to(device_of_rank)` is not a rank-dependent model.
         carried = RANK | DATA if name in VALUE_PRESERVING_CALLS else DATA
-        bits |= (arg_bits & carried) | self.sources.call_bits(func, qualified)
+        bits |= arg_bits & carried
+        if external is None:
+            bits |= self.sources.call_bits(func, qualified)
         bits |= env_var_bits(node)
         if name in ITER_WRAPPERS:
             bits |= arg_bits & ITER
@@ -241,11 +252,11 @@ class ValueWalk(WalkState):
         elif name == "next" and first_arg_bits & ITER:
             bits |= DATA
             self._mark_while_driven_by_next(node)
-        helper_key = self._helper_key(func)
         if helper_key is not None:
-            returns = self.known_returns.get(helper_key)
+            returns = self._returns_of(helper_key)
             if returns is None:
-                self.used_before_definition.add(helper_key)
+                if not is_external(helper_key):
+                    self.used_before_definition.add(helper_key)
             else:
                 bits |= returns
         kind = self.names.classify(func, self.imports)
@@ -276,5 +287,8 @@ class ValueWalk(WalkState):
             first = node.args[0] if node.args else None
             if first is not None and first.keyword is None and isinstance(first.value, cst.Name):
                 name = first.value.value
-                self._bind(first.value, self._lookup(name) & ~RANK)
-        return bits & ~RANK
+                self._bind(first.value, (self._lookup(name) & ~RANK) | UNIFORM)
+        return (bits & ~RANK) | UNIFORM
+
+    def _receiver_bits(self, func: cst.BaseExpression) -> int:
+        return self.expr(func.value) if isinstance(func, cst.Attribute) else NONE
