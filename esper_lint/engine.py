@@ -7,6 +7,7 @@ the process pool only when there are enough candidates to pay for it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +26,13 @@ from esper_lint.cache import (
 )
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
-from esper_lint.discovery import discover
+from esper_lint.discovery import ConfigFor, SourceFile, discover
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
 READ_ERROR = "ESP902"
+_OWN_NOQA = re.compile(rb"noqa\s*:[^\n]*ESP\d", re.IGNORECASE)
 # Parse failures are reported only where the linter needs the tree (decisions.md), so a file the
 # prefilter rules out never reports them, whether or not the prefilter actually ran.
 CANDIDATE_ONLY_CODES = frozenset({"ESP900", "ESP901"})
@@ -173,7 +175,8 @@ class _Run:
             from esper_lint.prefilter import candidate_predicate
 
             self.is_candidate = candidate_predicate(self.config)
-        return self.is_candidate(source)
+        # a file with a coded ``# noqa: ESP...`` is parsed too, for ESP100 (unused noqa)
+        return self.is_candidate(source) or _OWN_NOQA.search(source) is not None
 
     def cached(self, result: FileResult) -> bool:
         """Whether a cached result answers this run (prefilter=False must parse everything)."""
@@ -241,23 +244,48 @@ def lint_paths(
     use_cache: bool = True,
     cache_dir: Path | None = None,
     prefilter: bool = True,
+    config_for: ConfigFor | None = None,
 ) -> LintResult:
     """Lint every Python file under ``paths`` (default ``.``), in (path, line, column) order.
 
-    Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered.
+    Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered. With
+    ``config_for``, each file uses the configuration of its directory (``config`` is then the
+    one for paths that cannot be read); each configuration keeps its own cache document.
     """
-    found = discover(paths, config.exclude, config.root)
-    cache = Cache(resolve_cache_dir(config, cache_dir), config) if use_cache else None
-    run = _Run(config, cache, prefilter)
-    for missing_path, reason in found.missing:
-        run.read_errors.append(_read_error(missing_path, reason))
-    for source_file in found.files:
-        run.visit(source_file.path, source_file.stat)
-    run.analyse(max(1, jobs if jobs is not None else (os.cpu_count() or 1)))
+    found = discover(
+        paths,
+        config.all_excludes,
+        config.root,
+        config_for=config_for,
+        force_exclude=config.force_exclude,
+        respect_gitignore=config.respect_gitignore,
+    )
+    workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
+    diagnostics: list[Diagnostic] = []
     warnings = list(found.warnings)
-    if cache is not None:
-        cache_warning = cache.save()
-        if cache_warning is not None:
-            warnings.append(cache_warning)
-    files_checked = len(found.files)
-    return LintResult(run.diagnostics(), warnings, files_checked)
+    for group_config, files in _by_config(found.files, config).items():
+        cache = (
+            Cache(resolve_cache_dir(group_config, cache_dir), group_config) if use_cache else None
+        )
+        run = _Run(group_config, cache, prefilter)
+        for source_file in files:
+            run.visit(source_file.path, source_file.stat)
+        run.analyse(workers)
+        diagnostics.extend(run.diagnostics())
+        if cache is not None:
+            cache_warning = cache.save()
+            if cache_warning is not None and cache_warning not in warnings:
+                warnings.append(cache_warning)
+    for missing_path, reason in found.missing:
+        error = _read_error(missing_path, reason)
+        if config.enabled(error.code, error.path):
+            diagnostics.append(error)
+    diagnostics.sort()
+    return LintResult(diagnostics, warnings, len(found.files))
+
+
+def _by_config(files: Sequence[SourceFile], default: Config) -> dict[Config, list[SourceFile]]:
+    groups: dict[Config, list[SourceFile]] = {}
+    for source_file in files:
+        groups.setdefault(source_file.config or default, []).append(source_file)
+    return groups

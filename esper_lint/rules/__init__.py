@@ -7,6 +7,7 @@ from esper_lint.rules.esp001_rank_conditional_lifecycle import RankConditionalLi
 from esper_lint.rules.esp002_data_dependent_loop_lifecycle import DataDependentLoopLifecycleCall
 from esper_lint.rules.esp003_rank_early_exit_lifecycle import RankEarlyExitLifecycleCall
 from esper_lint.rules.esp004_rank_dependent_collective import RankDependentCollective
+from esper_lint.rules.esp100_unused_noqa import UnusedNoqa
 from esper_lint.rules.esp900_parse_error import ParseError
 from esper_lint.rules.esp901_analysis_error import AnalysisError
 from esper_lint.rules.esp902_read_error import ReadError
@@ -18,6 +19,7 @@ ALL_RULES: tuple[type[Rule], ...] = tuple(
             DataDependentLoopLifecycleCall,
             RankEarlyExitLifecycleCall,
             RankDependentCollective,
+            UnusedNoqa,
             ParseError,
             AnalysisError,
             ReadError,
