@@ -44,6 +44,9 @@ class Rule:
     example: ClassVar[str]
     use_instead: ClassVar[str]
     known_limits: ClassVar[str] = ""
+    # SARIF rule properties (GitHub code scanning shows the tags and filters on precision).
+    tags: ClassVar[tuple[str, ...]] = ("correctness", "distributed")
+    precision: ClassVar[str] = "high"
     # One line: what to do instead (the ``help:`` line of the ``full`` output).
     help: ClassVar[str] = ""
     # How the rule's fix changes the code and why it is safe or unsafe ("" if it has none).

@@ -9,6 +9,8 @@ class UnusedNoqa(Rule):
     code = "ESP100"
     name = "unused-noqa"
     summary = "Unused `noqa` directive"
+    precision = "very-high"
+    tags = ("maintainability", "suppression")
     help = "Remove the unused code from the `noqa` comment (`--fix` does it)"
     what_it_does = """
         Reports a coded `# noqa: ESP...` comment naming an esper-lint code that suppresses
