@@ -61,18 +61,9 @@ def lint_stdin(options: argparse.Namespace, resolver: ConfigResolver) -> int:
 
 
 def _excluded_explicitly(path: Path, resolver: ConfigResolver) -> bool:
-    from esper_lint.discovery import discover
+    from esper_lint.discovery import is_excluded
 
-    # discover() of a path that does not exist reports it missing rather than excluded: judge a
-    # placeholder name in the same directory, through the same rules.
-    found = discover(
-        [path],
-        (),
-        resolver.default.root,
-        config_for=resolver.for_path,
-        force_exclude=True,
-    )
-    return not found.files and not found.missing
+    return is_excluded(path, resolver.for_path)
 
 
 # --- --show-settings / --show-files -----------------------------------------------------------

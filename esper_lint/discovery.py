@@ -298,3 +298,11 @@ def discover(
     for given in paths or (Path("."),):
         walker.explicit(given)
     return walker.result
+
+
+def is_excluded(path: Path, config_for: ConfigFor) -> bool:
+    """Whether ``path``, or a directory above it under its configuration's root, is excluded
+    or git-ignored (what ``--force-exclude`` asks of an explicit path). ``path`` need not exist:
+    standard input's ``--stdin-filename`` is judged by its name."""
+    walker = _Walker(Config(), config_for, force_exclude=True)
+    return walker.force_excluded(os.path.normpath(path), is_dir=False)

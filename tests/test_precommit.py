@@ -200,3 +200,34 @@ def _git(repo: Path, env: Mapping[str, str], *args: str) -> str:
 def _commit_all(repo: Path, env: Mapping[str, str]) -> None:
     _git(repo, env, "add", "-A")
     _git(repo, env, "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", "snapshot")
+
+
+def test_a_repository_uses_the_hook_at_a_release_tag_and_excludes_hold(
+    hook_repo: Path, tmp_path: Path, tool_env: dict[str, str]
+) -> None:
+    """docs/installation.md's setup: `repo:` this repository, `rev:` a release tag. The hook
+    passes --force-exclude, so the project's `exclude` holds although pre-commit names every
+    file explicitly."""
+    tag = "v0.0.0-test"
+    _git(hook_repo, tool_env, "tag", "-f", tag)
+    project = tmp_path / "tagged-user"
+    project.mkdir()
+    _git(project, tool_env, "init", "-q")
+    (project / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {hook_repo}\n    rev: {tag}\n    hooks:\n      - id: esper-lint\n",
+        encoding="utf-8",
+    )
+    (project / "pyproject.toml").write_text(
+        '[tool.esper-lint]\nexclude = ["legacy"]\n', encoding="utf-8"
+    )
+    (project / "train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
+    (project / "legacy").mkdir()
+    (project / "legacy" / "old_train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
+    _commit_all(project, tool_env)
+
+    command = [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"]
+    result = _run(command, project, tool_env)
+
+    assert result.returncode == 1, result.stdout
+    assert VIOLATION in result.stdout, result.stdout
+    assert "old_train.py" not in result.stdout, result.stdout

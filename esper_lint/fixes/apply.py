@@ -25,6 +25,7 @@ from esper_lint.noqa import UNUSED_NOQA, without_codes
 
 MAX_ROUNDS = 100
 _LINE_NUMBER = re.compile(r"\bline \d+")
+_UNUSED_CODES = re.compile(r"\(unused: ([^)]*)\)")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,10 @@ def _noqa_candidates(source: bytes, before: list[Diagnostic]) -> Iterator[Candid
     for diagnostic in before:
         if diagnostic.code != UNUSED_NOQA:
             continue
-        codes = re.findall(r"ESP\d+", diagnostic.message.split(":")[0])
+        listed = _UNUSED_CODES.search(diagnostic.message)
+        codes = re.findall(r"ESP\d+", listed.group(1)) if listed else []
+        if not codes:
+            continue
         yield (
             diagnostic,
             f"Remove unused `noqa` codes {', '.join(codes)}",
