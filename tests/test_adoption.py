@@ -361,7 +361,11 @@ def test_add_noqa_suppresses_everything_changes_nothing_else_and_is_idempotent(
     after = path.read_bytes().decode("utf-8")
     old_lines, new_lines = source.split("\r\n"), after.split("\r\n")
     assert len(old_lines) == len(new_lines)
-    changed = {i + 1: new for i, (old, new) in enumerate(zip(old_lines, new_lines)) if old != new}
+    changed = {
+        i + 1: new
+        for i, (old, new) in enumerate(zip(old_lines, new_lines, strict=True))
+        if old != new
+    }
     assert changed == {
         6: "        dist.barrier()  # keep this  # noqa: ESP004",
         7: "        slot.step_epoch()  # noqa: E501, ESP001",
