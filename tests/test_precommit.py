@@ -231,3 +231,24 @@ def test_a_repository_uses_the_hook_at_a_release_tag_and_excludes_hold(
     assert result.returncode == 1, result.stdout
     assert VIOLATION in result.stdout, result.stdout
     assert "old_train.py" not in result.stdout, result.stdout
+
+
+def test_pip_installs_from_a_git_url_at_a_tag(
+    hook_repo: Path, tmp_path: Path, tool_env: dict[str, str]
+) -> None:
+    """docs/installation.md: `pip install "esper-lint @ git+URL@TAG"`, into a fresh venv."""
+    tag = "v0.0.1-test"
+    _git(hook_repo, tool_env, "tag", "-f", tag)
+    venv = tmp_path / "venv"
+    created = _run([sys.executable, "-m", "venv", str(venv)], tmp_path, tool_env)
+    assert created.returncode == 0, created.stdout
+    python = venv / "bin" / "python"
+    url = f"esper-lint @ git+file://{hook_repo}@{tag}"
+    install = _run([str(python), "-m", "pip", "install", "-q", url], tmp_path, tool_env)
+    assert install.returncode == 0, install.stdout
+    (tmp_path / "train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
+
+    lint = _run([str(venv / "bin" / "esper-lint"), "-n", "train.py"], tmp_path, tool_env)
+
+    assert lint.returncode == 1, lint.stdout
+    assert VIOLATION in lint.stdout, lint.stdout
