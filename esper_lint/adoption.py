@@ -36,7 +36,7 @@ def lint_stdin(options: argparse.Namespace, resolver: ConfigResolver) -> int:
     source = sys.stdin.buffer.read()
     display = str(name)
     fixed_count = 0
-    if options.fix or options.unsafe_fixes or options.diff:
+    if options.fix or options.diff:
         from esper_lint.fixes.apply import fix_source
 
         outcome = fix_source(source, display, config, unsafe=bool(options.unsafe_fixes))
@@ -52,7 +52,7 @@ def lint_stdin(options: argparse.Namespace, resolver: ConfigResolver) -> int:
 
     result = LintResult(found, [], 1)
     text = cli._report(options, config, result)
-    if options.fix or options.unsafe_fixes:
+    if options.fix:
         cli._write(sys.stderr, text)
     else:
         cli._write_output(text, options.output_file)

@@ -297,7 +297,7 @@ def _lint(options: argparse.Namespace, resolver: ConfigResolver) -> int:
         count = add_noqa(result.diagnostics)
         _write(sys.stderr, f"Added {count} noqa {_plural(count, 'directive')}.\n")
         return EXIT_CLEAN
-    fixing = options.fix or options.diff or options.unsafe_fixes and options.fix is not False
+    fixing = bool(options.fix or options.diff)
     summary = None
     if fixing:
         from esper_lint.adoption import apply_fixes

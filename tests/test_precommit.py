@@ -243,7 +243,7 @@ def test_pip_installs_from_a_git_url_at_a_tag(
     created = _run([sys.executable, "-m", "venv", str(venv)], tmp_path, tool_env)
     assert created.returncode == 0, created.stdout
     python = venv / "bin" / "python"
-    url = f"esper-lint @ git+file://{hook_repo}@{tag}"
+    url = f"esper-lint @ git+file://localhost{hook_repo}@{tag}"  # PEP 508 needs a host
     install = _run([str(python), "-m", "pip", "install", "-q", url], tmp_path, tool_env)
     assert install.returncode == 0, install.stdout
     (tmp_path / "train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
