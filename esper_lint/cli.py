@@ -363,11 +363,11 @@ def _summary(
     if fixed is not None and fixed.hidden_unsafe:
         hidden = (
             f"No fixes applied ({fixed.hidden_unsafe} hidden "
-            f"{_plural(fixed.hidden_unsafe, 'fix')} can be enabled with --unsafe-fixes).\n"
+            f"{_fixes(fixed.hidden_unsafe)} can be enabled with --unsafe-fixes).\n"
         )
         if fixed.count:
             hidden = (
-                f"{fixed.hidden_unsafe} hidden {_plural(fixed.hidden_unsafe, 'fix')} "
+                f"{fixed.hidden_unsafe} hidden {_fixes(fixed.hidden_unsafe)} "
                 "can be enabled with --unsafe-fixes.\n"
             )
     if not diagnostics:
@@ -392,6 +392,10 @@ def _summary(
 
 def _plural(count: int, word: str) -> str:
     return word if count == 1 else word + "s"
+
+
+def _fixes(count: int) -> str:
+    return "fix" if count == 1 else "fixes"
 
 
 def write_stdout(text: str) -> None:

@@ -485,3 +485,65 @@ def test_sarif_fingerprints_do_not_move_with_the_line(tmp_path: Path) -> None:
     assert run["invocations"][0]["executionSuccessful"] is True
     rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "ESP004")
     assert rule["properties"] == {"tags": ["correctness", "distributed"], "precision": "high"}
+
+
+# --- every other option, through the real entry point ---------------------------------------------
+
+OPTION_CASES = [
+    # (arguments, exit code, text expected in stdout + stderr)
+    (["--select", "ESP004"], 1, "b.py:6:9: ESP004"),
+    (["--select", "ESP004", "--ignore", "ESP004"], 0, "All checks passed!"),
+    (["--ignore", "ESP"], 0, "All checks passed!"),
+    (["-e"], 0, "Found 2 errors"),
+    (["--exit-zero"], 0, "Found 2 errors"),
+    (["-q"], 1, "a.py:6:9: ESP001"),
+    (["--statistics"], 1, "Found 2 errors."),
+    (["--explain", "ESP004"], 0, "# ESP004: rank-dependent-collective"),
+    (["-j", "2"], 1, "Found 2 errors"),
+    (["--jobs", "0"], 2, "must be at least 1"),
+    (["--no-prefilter"], 1, "Found 2 errors"),
+    (["--version"], 0, "esper-lint "),
+    (["--output-format", "concise"], 1, "a.py:6:9: ESP001 "),
+    (["--output-format", "text"], 1, "a.py:6:9: ESP001 "),
+    (["--output-format", "full"], 1, "= help: "),
+    (["--output-format", "json"], 1, '"name": "rank-conditional-lifecycle-call"'),
+    (["--output-format", "json-lines"], 1, '"noqa_row": 6'),
+    (["--output-format", "sarif"], 1, '"partialFingerprints"'),
+    (["--output-format", "github"], 1, "::error file=a.py,line=6"),
+    (["--output-format", "gitlab"], 1, '"check_name": "ESP001"'),
+    (["--output-format", "junit"], 1, '<testcase name="ESP001 at 6:9"'),
+    (["--respect-gitignore"], 1, "Found 2 errors"),
+    (["--no-force-exclude", "a.py"], 1, "Found 1 error"),
+    (["--no-fix"], 1, "Found 2 errors"),
+    (["--no-unsafe-fixes", "--fix"], 1, "2 hidden fixes can be enabled with --unsafe-fixes"),
+    (["--unsafe-fixes"], 1, "Found 2 errors"),  # without --fix: nothing is fixed
+    (["--stdin-filename", "x.py"], 2, "--stdin-filename needs '-'"),
+    (["-", "a.py"], 2, "cannot be combined"),
+    (["--per-file-ignores", "a.py:NOPE1"], 2, "unknown code 'NOPE1'"),
+    (["--extend-select", "XYZ"], 2, "unknown code 'XYZ'"),
+    (["--config", "missing.toml"], 2, "cannot read the configuration file"),
+]
+
+
+@pytest.mark.parametrize(("args", "exit_code", "expected"), OPTION_CASES, ids=str)
+def test_option_through_the_entry_point(
+    tmp_path: Path, args: list[str], exit_code: int, expected: str
+) -> None:
+    put(tmp_path, "pyproject.toml", "[tool.esper-lint]\n")
+    put(tmp_path, "a.py", LIFECYCLE)
+    put(tmp_path, "b.py", COLLECTIVE)
+
+    result = lint(tmp_path, "-n", *args, stdin="")
+
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr
+
+
+def test_output_file_gets_the_report(tmp_path: Path) -> None:
+    put(tmp_path, "a.py", LIFECYCLE)
+
+    result = lint(tmp_path, "-n", "-o", "out/report.json", "--output-format", "json")
+
+    assert result.returncode == 1 and result.stdout == ""
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert [item["code"] for item in report] == ["ESP001"]
