@@ -128,14 +128,14 @@ class ExcludeMatcher:
         )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def _matcher(patterns: tuple[str, ...]) -> ExcludeMatcher:
     return ExcludeMatcher.from_patterns(patterns)
 
 
 def _relative_to_root(path: str, root: str) -> str | None:
     """``path`` relative to the project root with forward slashes, or None when outside it."""
-    absolute = os.path.abspath(path)
+    absolute = path if os.path.isabs(path) else os.path.abspath(path)
     if absolute == root:
         return ""
     prefix = root if root.endswith(os.sep) else root + os.sep
@@ -162,6 +162,7 @@ class _Walker:
         self.config_for = config_for
         self.force_exclude = force_exclude
         self.gitignore = GitIgnore()
+        self.judges: dict[int, tuple[Config, str, ExcludeMatcher]] = {}
         self.result = Discovery()
         self.seen_files: set[str] = set()
         self.visited_dirs: set[tuple[int, int]] = set()
@@ -178,12 +179,22 @@ class _Walker:
         own = None if self.config_for is None else config
         self.result.files.append(SourceFile(Path(path), file_stat, own))
 
-    def pruned(self, path: str, name: str, is_dir: bool, config: Config) -> bool:
-        """Whether ``config`` excludes the entry, or git ignores it."""
-        relative = _relative_to_root(path, os.path.abspath(config.root))
-        if _matcher(config.all_excludes).excluded(relative, name, is_dir):
+    def judge(self, config: Config) -> tuple[str, ExcludeMatcher]:
+        """``config``'s absolute root and exclude matcher, computed once per configuration."""
+        found = self.judges.get(id(config))
+        if found is None or found[0] is not config:
+            found = (config, os.path.abspath(config.root), _matcher(config.all_excludes))
+            self.judges[id(config)] = found
+        return found[1], found[2]
+
+    def pruned(self, absolute: str, name: str, is_dir: bool, config: Config) -> bool:
+        """Whether ``config`` excludes the entry (``absolute``: its normalised absolute path),
+        or git ignores it."""
+        root, matcher = self.judge(config)
+        relative = _relative_to_root(absolute, root)
+        if matcher.excluded(relative, name, is_dir):
             return True
-        return config.respect_gitignore and self.gitignore.ignored(path, is_dir)
+        return config.respect_gitignore and self.gitignore.ignored(absolute, is_dir)
 
     def force_excluded(self, path: str, is_dir: bool) -> bool:
         """``--force-exclude``: an explicit path, or a directory above it, that is excluded."""
@@ -193,7 +204,8 @@ class _Walker:
         root = os.path.abspath(config.root)
         while True:
             name = os.path.basename(current)
-            if self.pruned(current, name, current_is_dir, self.config_of(os.path.dirname(current))):
+            parent_config = self.config_of(os.path.dirname(current))
+            if self.pruned(current, name, current_is_dir, parent_config):
                 return True
             parent = os.path.dirname(current)
             if parent == current or not (parent + os.sep).startswith(root + os.sep):
@@ -240,11 +252,16 @@ class _Walker:
             return
         inner = (*ancestors, identity)
         config = self.config_of(directory)
+        absolute_dir = os.path.abspath(directory)
         for entry in entries:
-            self.visit(entry, inner, config)
+            self.visit(entry, inner, config, absolute_dir)
 
     def visit(
-        self, entry: os.DirEntry[str], ancestors: tuple[tuple[int, int], ...], config: Config
+        self,
+        entry: os.DirEntry[str],
+        ancestors: tuple[tuple[int, int], ...],
+        config: Config,
+        absolute_dir: str,
     ) -> None:
         name = entry.name
         path = entry.path[2:] if entry.path.startswith("./") else entry.path
@@ -264,7 +281,7 @@ class _Walker:
             return
         if is_file and not is_python:
             return
-        if self.pruned(path, name, is_dir, config):
+        if self.pruned(os.path.join(absolute_dir, name), name, is_dir, config):
             return
         try:
             entry_stat = entry.stat()

@@ -69,9 +69,12 @@ class GitIgnore:
         self._layers: dict[str, tuple[_Layer, ...]] = {}
 
     def ignored(self, path: str, is_dir: bool) -> bool:
-        absolute = os.path.abspath(path)
-        for layer in reversed(self._layers_of(os.path.dirname(absolute))):
-            relative = os.path.relpath(absolute, layer.directory).replace(os.sep, "/")
+        """``path`` must be absolute and normalised (the walker builds it so, cheaply)."""
+        directory, _ = os.path.split(path)
+        for layer in reversed(self._layers_of(directory)):
+            relative = path[len(layer.directory) :].lstrip(os.sep)
+            if os.sep != "/":
+                relative = relative.replace(os.sep, "/")
             result = layer.spec.check_file(relative + "/" if is_dir else relative)
             if result.include is not None:
                 return bool(result.include)
