@@ -13,7 +13,7 @@ from pathlib import Path
 
 from esper_lint.config import Config, ConfigResolver
 from esper_lint.diagnostics import Diagnostic
-from esper_lint.noqa import noqa_row, string_spans, with_codes
+from esper_lint.noqa import UNUSED_NOQA, noqa_row, string_spans, with_codes
 
 # --- standard input ---------------------------------------------------------------------------
 
@@ -119,7 +119,8 @@ def add_noqa(diagnostics: Sequence[Diagnostic]) -> int:
     changed. A second run finds nothing to add."""
     by_path: dict[str, list[Diagnostic]] = {}
     for d in diagnostics:
-        if not d.code.startswith("ESP9"):  # a file that can't be parsed gets no comment
+        # a file that can't be parsed gets no comment, nor does an unused noqa (ESP100)
+        if not d.code.startswith("ESP9") and d.code != UNUSED_NOQA:
             by_path.setdefault(d.path, []).append(d)
     changed = 0
     for path, found in by_path.items():

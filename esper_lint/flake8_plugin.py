@@ -37,14 +37,16 @@ class EsperLintPlugin:
         from esper_lint.discovery import is_excluded
 
         resolver = _resolver()
-        if resolver is None:
-            config = Config()
-        else:
-            if self._filename not in _STDIN_NAMES and is_excluded(
-                Path(self._filename), resolver.for_path
-            ):
-                return
-            config = _config_for(resolver, self._filename)
+        config = Config()
+        if resolver is not None:
+            try:
+                if self._filename not in _STDIN_NAMES and is_excluded(
+                    Path(self._filename), resolver.for_path
+                ):
+                    return
+                config = resolver.for_path(Path(self._filename))
+            except ConfigError as error:
+                _warn(str(error))
         for d in check_source(self._source(), self._filename, config):
             if config.enabled(d.code, self._filename):
                 yield d.line, max(d.column - 1, 0), f"{d.code} {d.message}", type(self)
@@ -79,14 +81,6 @@ def _resolver() -> ConfigResolver | None:
         _warn(str(error))
         return None
     return resolver
-
-
-def _config_for(resolver: ConfigResolver, filename: str) -> Config:
-    try:
-        return resolver.for_path(Path(filename))
-    except ConfigError as error:
-        _warn(str(error))
-        return Config()
 
 
 @functools.lru_cache(maxsize=32)

@@ -189,3 +189,22 @@ def test_flake8_and_the_cli_agree_on_a_config_using_every_key(tmp_path: Path) ->
     ]
     assert findings(cli.stdout) == expected, cli.stdout + cli.stderr
     assert findings(plugin.stdout) == expected, plugin.stdout + plugin.stderr
+
+
+def test_a_broken_nested_configuration_is_one_warning_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.esper-lint]\n", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "esper-lint.toml").write_text("select = 3\n", encoding="utf-8")
+    (tmp_path / "sub" / "train.py").write_text(VIOLATION, encoding="utf-8")
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "flake8", "--select", "ESP", "sub/train.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "Traceback" not in completed.stderr
+    assert "'select' must be a list of strings" in completed.stderr
+    assert "ESP001" in completed.stdout  # the defaults still apply

@@ -65,7 +65,15 @@ class Rule:
     @classmethod
     def fix(cls, facts: FileFacts, finding: Finding) -> Fix | None:
         """The extension point for fixes: a libcst codemod that removes ``finding``, or None
-        when this finding cannot be fixed. Rules with a fix override this."""
+        when this finding cannot be fixed.
+
+        A rule with a fix overrides this, sets ``fix_description`` (which makes it
+        ``fixable()`` and documents the fix) and, ideally, ``fix_example``. The returned
+        :class:`~esper_lint.fixes.types.Fix` carries a description, an applicability (unsafe
+        unless the rule's docs argue otherwise) and ``transform``, a function from the module
+        to the fixed module (usually ``module.visit(SomeCSTTransformer(...))``). The caller
+        (:mod:`esper_lint.fixes.apply`) keeps the fix only if the result parses and re-linting
+        removes this finding and adds none."""
         return None
 
     @classmethod
