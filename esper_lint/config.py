@@ -57,6 +57,7 @@ LIST_KEYS = (
     "extend-data-sources",
     "exclude",
     "extend-exclude",
+    "src",
 )
 CODE_LIST_KEYS = ("select", "extend-select", "ignore")
 # Matched against the final name of a call, attribute or name: each entry must be one.
@@ -98,6 +99,9 @@ class Config:
     extend_exclude: tuple[str, ...] = ()
     respect_gitignore: bool = True
     force_exclude: bool = False
+    # ruff's `src`: the directories first-party modules are found in, as absolute paths
+    # (relative entries are relative to the configuration's directory); empty: the root
+    src: tuple[str, ...] = ()
     # where it came from (for --show-settings); not part of what the settings are
     source: Path | None = field(default=None, compare=False)
     extends: tuple[Path, ...] = field(default=(), compare=False)
@@ -105,6 +109,11 @@ class Config:
     @property
     def all_excludes(self) -> tuple[str, ...]:
         return self.exclude + self.extend_exclude
+
+    @property
+    def source_roots(self) -> tuple[Path, ...]:
+        """Where first-party modules live (``src``), the root when it is not set."""
+        return tuple(Path(entry) for entry in self.src) or (Path(self.root),)
 
     def selected(self, code: str) -> bool:
         if code.startswith(ALWAYS_SELECTED_PREFIX):
@@ -335,6 +344,11 @@ def config_from_table(table: Mapping[str, Any], *, root: Path, where: str) -> Co
             "a non-empty part of a Python name (letters, digits, underscores)",
         )
     values: dict[str, Any] = {key.replace("-", "_"): value for key, value in lists.items()}
+    if "src" in values:
+        values["src"] = tuple(
+            os.path.normpath(os.path.join(root, os.path.expanduser(entry)))
+            for entry in values["src"]
+        )
     for key in BOOL_KEYS:
         if key in table:
             if not isinstance(table[key], bool):

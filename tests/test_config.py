@@ -357,3 +357,17 @@ def test_a_leading_slash_anchors_a_per_file_ignore_at_the_root(
 
     assert not config.enabled("ESP004", "scripts/x.py")
     assert config.enabled("ESP004", "src/scripts/x.py")
+
+
+def test_src_entries_are_relative_to_their_own_file_even_when_inherited(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.esper-lint]\nsrc = ["src", "../shared"]\n')
+    write(tmp_path / "app" / "esper-lint.toml", 'extend = "../pyproject.toml"\n')
+
+    config = load_config(cwd=tmp_path / "app")
+
+    assert config.root == (tmp_path / "app").resolve()
+    assert config.source_roots == (
+        (tmp_path / "src").resolve(),
+        (tmp_path.parent / "shared").resolve(),
+    )
+    assert load_config(cwd=tmp_path.parent).source_roots == (tmp_path.parent.resolve(),)
