@@ -547,3 +547,14 @@ def test_output_file_gets_the_report(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stdout == ""
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert [item["code"] for item in report] == ["ESP001"]
+
+
+def test_unused_noqa_in_a_file_without_any_symmetric_call_is_found(tmp_path: Path) -> None:
+    put(tmp_path, "plain.py", "x = 1  # noqa: ESP004\ny = 2  # noqa: E501\n")
+
+    result = lint(tmp_path, "-n", "--extend-select", "ESP100")
+
+    assert codes(result.stdout) == [("plain.py", "ESP100")]
+    assert lint(tmp_path, "-n", "--extend-select", "ESP100", "--no-prefilter").stdout == (
+        result.stdout
+    )
