@@ -80,16 +80,20 @@ def show_settings(resolver: ConfigResolver, path: Path) -> str:
         if item.name in ("source", "extends", "root"):
             continue
         value = getattr(config, item.name)
-        lines.append(f"  {item.name.replace('_', '-')} = {_toml_value(value)}")
+        shown = _table(value) if item.name == "per_file_ignores" else _toml_value(value)
+        lines.append(f"  {item.name.replace('_', '-')} = {shown}")
     return "\n".join(lines) + "\n"
+
+
+def _table(entries: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    if not entries:
+        return "{}"
+    return "{ " + ", ".join(f'"{glob}" = {_toml_value(codes)}' for glob, codes in entries) + " }"
 
 
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
-        entries = ", ".join(f'"{glob}" = {_toml_value(codes)}' for glob, codes in value)
-        return "{ " + entries + " }"
     if isinstance(value, tuple):
         return "[" + ", ".join(f'"{item}"' for item in value) + "]"
     return repr(value)
