@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
 from esper_lint.lines import split_lines
+from esper_lint.noqa import UNUSED_NOQA, Suppressions, unused_message
 
 if TYPE_CHECKING:
     import libcst
@@ -85,20 +86,19 @@ def _diagnose(
     module: libcst.Module,
 ) -> list[Diagnostic]:
     from esper_lint.analysis.facts import build_facts
-    from esper_lint.noqa import is_suppressed
     from esper_lint.rules import ALL_RULES
 
     facts = build_facts(module, config, project)
     findings = [finding for rule in ALL_RULES for finding in rule.check(facts)]
-    if not findings:
+    text = source.decode(module.encoding, errors="replace")
+    if not findings and "noqa" not in text.lower():
         return []
     # from the bytes: ``module.code`` would regenerate the whole file
-    lines = split_lines(source.decode(module.encoding, errors="replace"))
+    suppressions = Suppressions(text, split_lines(text))
     diagnostics = []
     for finding in findings:
         where = facts.range_of(finding.node)
-        text = lines[where.start.line - 1] if where.start.line <= len(lines) else ""
-        if is_suppressed(text, finding.code):
+        if suppressions.suppress(finding.code, where.start.line, where.end.line):
             continue
         diagnostics.append(
             Diagnostic(
@@ -111,7 +111,22 @@ def _diagnose(
                 finding.message,
             )
         )
+    diagnostics.extend(_unused_noqa(path, suppressions))
     return sorted(diagnostics)
+
+
+def _unused_noqa(path: str, suppressions: Suppressions) -> list[Diagnostic]:
+    """ESP100 for each coded noqa naming an ESP code that silenced nothing (the engine drops
+    them unless ESP100 is selected)."""
+    found = []
+    for directive in suppressions.unused():
+        column = directive.column + 1
+        end = column + len(directive.comment)
+        message = unused_message(directive.unused_codes())
+        found.append(
+            Diagnostic(path, directive.line, column, directive.line, end, UNUSED_NOQA, message)
+        )
+    return found
 
 
 _TOO_DEEP = object()

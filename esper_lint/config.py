@@ -1,20 +1,26 @@
-"""Effective configuration: [tool.esper-lint] of the nearest pyproject.toml plus CLI overrides.
+"""Effective configuration, found per file the way ruff finds it, plus CLI overrides.
 
-Where the configuration comes from:
+Where a file's configuration comes from:
 
-- by default, ``[tool.esper-lint]`` of the nearest ``pyproject.toml`` found walking up from the
-  current directory (the nearest one, even when it has no ``[tool.esper-lint]`` table: its
-  directory is still the project root);
-- ``--config FILE``: a file named ``pyproject.toml`` is read the same way (its
-  ``[tool.esper-lint]`` table); any other file is a dedicated TOML file (say
-  ``esper-lint.toml``) whose top level holds the keys directly.
+- the closest configuration file in the file's directory or one of its parents: in each
+  directory ``.esper-lint.toml``, then ``esper-lint.toml`` (both hold the keys at their top
+  level), then ``pyproject.toml`` if it has a ``[tool.esper-lint]`` table (a ``pyproject.toml``
+  without one is passed over, as ruff passes over one without ``[tool.ruff]``);
+- ``extend = "../pyproject.toml"`` in that file inherits another one (relative to the file that
+  says it), whose keys the inheriting file overrides;
+- ``--config FILE`` overrides all of that: every file uses FILE (a ``pyproject.toml`` is read
+  for its table, any other name is a dedicated file);
+- a file under no configuration uses the one found from the current directory, else the
+  defaults, rooted at the nearest ``pyproject.toml`` (else the current directory).
 
-The project root (``Config.root``) is the directory of that file, else the current directory.
-``per-file-ignores`` globs are relative to it.
+A configuration's root (``Config.root``) is its file's directory: ``exclude``,
+``extend-exclude`` and ``per-file-ignores`` globs are relative to it. Globs inherited through
+``extend`` stay relative to the directory of the file that wrote them.
 
-Code selection: a code is reported when a ``select`` prefix matches it (ESP9xx, the codes for
-files that could not be read, parsed or analysed, always count as selected), no ``ignore``
-prefix matches it, and no ``per-file-ignores`` entry for the file matches it.
+Code selection: a code is reported when a ``select``/``extend-select`` prefix matches it (ESP9xx,
+the codes for files that could not be read, parsed or analysed, always count as selected; ESP100
+counts only when a prefix longer than ``ESP`` names it), no ``ignore`` prefix matches it, and no
+``per-file-ignores`` entry for the file matches it.
 """
 
 from __future__ import annotations
@@ -37,9 +43,15 @@ else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 TOOL_TABLE = "esper-lint"
+# Looked for in this order in each directory, as ruff looks for .ruff.toml, ruff.toml, pyproject.
+CONFIG_FILE_NAMES = (".esper-lint.toml", "esper-lint.toml", "pyproject.toml")
 ALWAYS_SELECTED_PREFIX = "ESP9"
+# Off unless a selection names them more precisely than "ESP" (ruff's RUF100 is opt-in too).
+OPT_IN_CODES = frozenset({"ESP100"})
+DEFAULT_SELECT_PREFIX = "ESP"
 LIST_KEYS = (
     "select",
+    "extend-select",
     "ignore",
     "extend-symmetric-calls",
     "extend-rank-sources",
@@ -47,30 +59,38 @@ LIST_KEYS = (
     "extend-implicit-collectives",
     "backends",
     "exclude",
+    "extend-exclude",
     "src",
 )
-CODE_LIST_KEYS = ("select", "ignore")
+CODE_LIST_KEYS = ("select", "extend-select", "ignore")
 # Matched against the final name of a call, attribute or name: each entry must be one.
 NAME_LIST_KEYS = ("extend-symmetric-calls", "extend-rank-sources", "extend-implicit-collectives")
 # Matched as a substring of a name: an empty entry would match every loop.
 NAME_PART_LIST_KEYS = ("extend-data-sources",)
-VALID_KEYS = (*LIST_KEYS, "per-file-ignores")
+BOOL_KEYS = ("respect-gitignore", "force-exclude")
+VALID_KEYS = (*LIST_KEYS, "per-file-ignores", *BOOL_KEYS, "extend")
+PATTERN_KEYS = ("exclude", "extend-exclude")
+MAX_EXTEND_DEPTH = 16
 
 
 class ConfigError(Exception):
     """A configuration problem the user must fix; the CLI prints it and exits 2."""
 
 
+PerFileIgnores = tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True)
 class Config:
     """What the analysis and the engine need to know.
 
-    The ``extend_*`` fields and ``backends`` change what the analysis finds, so they are part of
-    the cache key.
-    ``select``/``ignore``/``per_file_ignores`` only filter findings after the fact.
+    The ``extend_*`` name fields, ``backends`` and ``src`` change what the analysis finds, so they
+    are part of the cache key. ``select``/``ignore``/``per_file_ignores`` only filter findings
+    after the fact. ``source`` is the configuration file (None for the defaults), ``extends`` the
+    files it inherits, nearest first.
     """
 
-    select: tuple[str, ...] = ("ESP",)
+    select: tuple[str, ...] = (DEFAULT_SELECT_PREFIX,)
     ignore: tuple[str, ...] = ()
     extend_symmetric_calls: tuple[str, ...] = ()
     extend_rank_sources: tuple[str, ...] = ()
@@ -79,15 +99,39 @@ class Config:
     # the training backends whose implicit collectives ESP006 checks
     backends: tuple[str, ...] = BACKENDS
     exclude: tuple[str, ...] = ()
-    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    # extra import roots of the project, relative to ``root`` (``src/`` is always one)
-    src: tuple[str, ...] = ()
+    per_file_ignores: PerFileIgnores = ()
     root: Path = field(default_factory=Path.cwd)
+    extend_select: tuple[str, ...] = ()
+    extend_exclude: tuple[str, ...] = ()
+    respect_gitignore: bool = True
+    force_exclude: bool = False
+    # ruff's `src`: the directories first-party modules are found in, as absolute paths
+    # (relative entries are relative to the configuration's directory); empty: the root
+    src: tuple[str, ...] = ()
+    # where it came from (for --show-settings); not part of what the settings are
+    source: Path | None = field(default=None, compare=False)
+    extends: tuple[Path, ...] = field(default=(), compare=False)
+
+    @property
+    def all_excludes(self) -> tuple[str, ...]:
+        return self.exclude + self.extend_exclude
+
+    @property
+    def source_roots(self) -> tuple[Path, ...]:
+        """Where first-party modules live (``src``), the root when it is not set."""
+        return tuple(Path(entry) for entry in self.src) or (Path(self.root),)
+
+    def selected(self, code: str) -> bool:
+        if code.startswith(ALWAYS_SELECTED_PREFIX):
+            return True
+        prefixes = self.select + self.extend_select
+        if code in OPT_IN_CODES:
+            prefixes = tuple(p for p in prefixes if len(p) > len(DEFAULT_SELECT_PREFIX))
+        return _matches_any(code, prefixes)
 
     def enabled(self, code: str, path: str) -> bool:
         """Whether a diagnostic ``code`` found in ``path`` is reported."""
-        selected = code.startswith(ALWAYS_SELECTED_PREFIX) or _matches_any(code, self.select)
-        if not selected or _matches_any(code, self.ignore):
+        if not self.selected(code) or _matches_any(code, self.ignore):
             return False
         if not self.per_file_ignores:
             return True
@@ -98,29 +142,141 @@ class Config:
         )
 
     def with_overrides(
-        self, select: tuple[str, ...] | None, ignore: tuple[str, ...] | None
+        self,
+        select: tuple[str, ...] | None,
+        ignore: tuple[str, ...] | None,
+        overrides: Overrides | None = None,
     ) -> Config:
-        """Apply ``--select``/``--ignore`` the way ruff layers its CLI over the config file.
+        """Apply the command line the way ruff layers its CLI over the config file.
 
-        ``--select`` replaces the configured selection and drops the configured ignores (a new
-        selection starts afresh); ``--ignore`` adds to whatever ignores remain. Validate the
-        codes with :func:`parse_code_list` first.
+        ``--select`` replaces the configured selection and drops the configured ignores and
+        extensions (a new selection starts afresh); ``--ignore`` adds to whatever ignores
+        remain; ``--extend-select`` adds to the selection. Validate the codes with
+        :func:`parse_code_list` first.
         """
         new_select = self.select if select is None else select
         base_ignore = self.ignore if select is None else ()
+        base_extend = self.extend_select if select is None else ()
         new_ignore = base_ignore + (ignore or ())
-        return replace(self, select=new_select, ignore=new_ignore)
+        config = replace(self, select=new_select, ignore=new_ignore, extend_select=base_extend)
+        return overrides.apply(config) if overrides is not None else config
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """The rest of the command line's settings. Globs given on the command line are relative
+    to the current directory (``cwd``), as ruff's are."""
+
+    cwd: Path
+    extend_select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] | None = None
+    extend_exclude: tuple[str, ...] = ()
+    per_file_ignores: PerFileIgnores = ()
+    respect_gitignore: bool | None = None
+    force_exclude: bool | None = None
+
+    def apply(self, config: Config) -> Config:
+        root = config.root
+        exclude = config.exclude
+        if self.exclude is not None:
+            exclude = rebase_patterns(self.exclude, self.cwd, root)
+        return replace(
+            config,
+            extend_select=config.extend_select + self.extend_select,
+            exclude=exclude,
+            extend_exclude=config.extend_exclude
+            + rebase_patterns(self.extend_exclude, self.cwd, root),
+            per_file_ignores=config.per_file_ignores
+            + _rebase_per_file(self.per_file_ignores, self.cwd, root),
+            respect_gitignore=_first(self.respect_gitignore, config.respect_gitignore),
+            force_exclude=_first(self.force_exclude, config.force_exclude),
+        )
+
+
+def _first(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
+
+
+class ConfigResolver:
+    """Each path's configuration: the closest configuration file, ``--config``, or the default.
+
+    Directories are looked up once; ``transform`` (the command line's overrides) is applied to
+    every configuration found, so that equal settings compare equal and share a cache.
+    """
+
+    def __init__(
+        self,
+        config_file: Path | None = None,
+        cwd: Path | None = None,
+        transform: Callable[[Config], Config] | None = None,
+    ) -> None:
+        self.cwd = (cwd or Path.cwd()).resolve()
+        self.transform = transform or (lambda config: config)
+        self.override = None if config_file is None else self.transform(load_file(config_file))
+        self._by_file: dict[Path, Config] = {}
+        self._by_dir: dict[Path, Config | None] = {}
+        self._default: Config | None = None
+
+    @property
+    def default(self) -> Config:
+        """The configuration of the current directory (what files under no config file use)."""
+        if self.override is not None:
+            return self.override
+        if self._default is None:
+            found = self._closest(self.cwd)
+            if found is None:
+                pyproject = find_pyproject(self.cwd)
+                root = self.cwd if pyproject is None else pyproject.parent
+                found = self.transform(Config(root=root))
+            self._default = found
+        return self._default
+
+    def for_path(self, path: Path) -> Config:
+        """The configuration that governs ``path`` (a file, or a directory's own entries)."""
+        if self.override is not None:
+            return self.override
+        absolute = Path(os.path.abspath(path))
+        directory = absolute if absolute.is_dir() else absolute.parent
+        return self._closest(directory) or self.default
+
+    def _closest(self, directory: Path) -> Config | None:
+        if directory in self._by_dir:
+            return self._by_dir[directory]
+        config_file = config_file_in(directory)
+        if config_file is not None:
+            found: Config | None = self._load(config_file)
+        elif directory.parent != directory:
+            found = self._closest(directory.parent)
+        else:
+            found = None
+        self._by_dir[directory] = found
+        return found
+
+    def _load(self, config_file: Path) -> Config:
+        if config_file not in self._by_file:
+            self._by_file[config_file] = self.transform(load_file(config_file))
+        return self._by_file[config_file]
 
 
 def load_config(config_file: Path | None = None, cwd: Path | None = None) -> Config:
     """The configuration for a run started in ``cwd`` (default: the current directory)."""
-    start = (cwd or Path.cwd()).resolve()
-    if config_file is not None:
-        return _load_file(config_file, dedicated=config_file.name != "pyproject.toml")
-    pyproject = find_pyproject(start)
-    if pyproject is None:
-        return Config(root=start)
-    return _load_file(pyproject, dedicated=False)
+    return ConfigResolver(config_file, cwd).default
+
+
+def config_file_in(directory: Path) -> Path | None:
+    """The configuration file of ``directory`` itself, if it has one."""
+    for name in CONFIG_FILE_NAMES:
+        candidate = directory / name
+        if not candidate.is_file():
+            continue
+        if name != "pyproject.toml" or _has_tool_table(candidate):
+            return candidate
+    return None
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    tool = _read_toml(pyproject).get("tool")
+    return isinstance(tool, dict) and TOOL_TABLE in tool
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -130,6 +286,41 @@ def find_pyproject(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def rebase_patterns(patterns: Iterable[str], origin: Path, root: Path) -> tuple[str, ...]:
+    """Globs written relative to ``origin``, made relative to ``root`` (see :func:`rebase`)."""
+    rebased = (rebase(pattern, origin, root) for pattern in patterns)
+    return tuple(pattern for pattern in rebased if pattern is not None)
+
+
+def rebase(pattern: str, origin: Path, root: Path) -> str | None:
+    """One gitignore-style glob written relative to ``origin``, relative to ``root`` instead.
+
+    A glob without a slash matches a name at any depth and needs no change. An anchored one is
+    prefixed with the way from ``root`` to ``origin``, or loses the way from ``origin`` to
+    ``root``; None when it can match nothing under ``root``.
+    """
+    stripped = pattern.strip().replace("\\", "/").removeprefix("./")
+    if "/" not in stripped.rstrip("/") or origin == root:
+        return pattern
+    body = stripped.lstrip("/")
+    origin, root = origin.resolve(), root.resolve()
+    if origin.is_relative_to(root):
+        way = origin.relative_to(root).as_posix()
+        return f"/{way}/{body}"
+    if root.is_relative_to(origin):
+        way = root.relative_to(origin).as_posix() + "/"
+        if body.startswith(way):
+            return "/" + body[len(way) :]
+        if body.startswith("**/"):
+            return body
+    return None
+
+
+def _rebase_per_file(entries: PerFileIgnores, origin: Path, root: Path) -> PerFileIgnores:
+    rebased = ((rebase(pattern, origin, root), codes) for pattern, codes in entries)
+    return tuple((pattern, codes) for pattern, codes in rebased if pattern is not None)
 
 
 def parse_code_list(option: str, value: str) -> tuple[str, ...]:
@@ -161,22 +352,80 @@ def config_from_table(table: Mapping[str, Any], *, root: Path, where: str) -> Co
     if "backends" in lists:
         _check_backends(where, lists["backends"])
     values: dict[str, Any] = {key.replace("-", "_"): value for key, value in lists.items()}
+    if "src" in values:
+        values["src"] = tuple(
+            os.path.normpath(os.path.join(root, os.path.expanduser(entry)))
+            for entry in values["src"]
+        )
+    for key in BOOL_KEYS:
+        if key in table:
+            if not isinstance(table[key], bool):
+                raise ConfigError(
+                    f"{where}: '{key}' must be true or false, got {_describe(table[key])}"
+                )
+            values[key.replace("-", "_")] = table[key]
     if "per-file-ignores" in table:
         values["per_file_ignores"] = _per_file_ignores(table["per-file-ignores"], where)
     return Config(root=root, **values)
 
 
-def _load_file(path: Path, *, dedicated: bool) -> Config:
+def load_file(path: Path) -> Config:
+    """One configuration file and the files it extends."""
+    return _load_file(path, chain=())
+
+
+def _load_file(path: Path, *, chain: tuple[Path, ...]) -> Config:
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise ConfigError(f"{path}: 'extend' makes a cycle: {cycle}")
+    if len(chain) >= MAX_EXTEND_DEPTH:
+        raise ConfigError(f"{path}: 'extend' chain is longer than {MAX_EXTEND_DEPTH} files")
+    table, where = _table_of(path)
+    root = resolved.parent
+    own = {key: value for key, value in table.items() if key != "extend"}
+    config = replace(config_from_table(own, root=root, where=where), source=resolved)
+    if "extend" not in table:
+        return config
+    extend = table["extend"]
+    if not isinstance(extend, str) or not extend.strip():
+        raise ConfigError(f"{where}: 'extend' must be a path string, got {_describe(extend)}")
+    base_path = Path(os.path.expanduser(extend))
+    if not base_path.is_absolute():
+        base_path = root / base_path
+    if not base_path.is_file():
+        raise ConfigError(f"{where}: 'extend': no such file: {base_path}")
+    base = _load_file(base_path, chain=(*chain, resolved))
+    return _merge(base, config, own)
+
+
+def _merge(base: Config, child: Config, child_keys: Mapping[str, Any]) -> Config:
+    """``child`` over ``base``: the child's keys win, the base's globs keep their origin."""
+    inherited: dict[str, Any] = {}
+    for key in VALID_KEYS:
+        attribute = key.replace("-", "_")
+        if key == "extend" or key in child_keys:
+            continue
+        value = getattr(base, attribute)
+        if key in PATTERN_KEYS:
+            value = rebase_patterns(value, base.root, child.root)
+        elif key == "per-file-ignores":
+            value = _rebase_per_file(value, base.root, child.root)
+        inherited[attribute] = value
+    assert child.source is not None and base.source is not None
+    return replace(child, extends=(base.source, *base.extends), **inherited)
+
+
+def _table_of(path: Path) -> tuple[Mapping[str, Any], str]:
     document = _read_toml(path)
-    root = path.resolve().parent
-    if dedicated:
-        return config_from_table(document, root=root, where=str(path))
+    if path.name != "pyproject.toml":
+        return document, str(path)
     tool = document.get("tool", {})
     table = tool.get(TOOL_TABLE, {}) if isinstance(tool, dict) else {}
     where = f"{path}: [tool.{TOOL_TABLE}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table, got {_type_name(table)}")
-    return config_from_table(table, root=root, where=where)
+    return table, where
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""Which files to lint: walk the given paths, prune excluded and tool directories.
+"""Which files to lint: walk the given paths, prune excluded, git-ignored and tool directories.
 
-Ruff's semantics: ``exclude`` prunes what the traversal discovers; a path given explicitly is
-always linted (so ``esper-lint tests/fixtures`` works even though the project excludes it).
+Ruff's semantics: ``exclude``/``extend-exclude`` and ``.gitignore`` prune what the traversal
+discovers; a path given explicitly is always linted (so ``esper-lint tests/fixtures`` works even
+though the project excludes it), unless ``force-exclude`` is on (pre-commit passes every staged
+file explicitly). Each directory's entries are judged by the configuration that governs that
+directory (its closest configuration file), relative to that configuration's root.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from esper_lint.config import Config
+from esper_lint.gitignore import GitIgnore
 from esper_lint.globs import translate_glob
 
 PYTHON_SUFFIXES = (".py", ".pyi")
@@ -49,10 +54,16 @@ SKIPPED_DIR_NAMES = frozenset(
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A file to lint. ``stat`` is the result of following symlinks (None if stat failed)."""
+    """A file to lint. ``stat`` is the result of following symlinks (None if stat failed);
+    ``config`` the configuration that governs it (None: the run's own)."""
 
     path: Path
     stat: os.stat_result | None
+    config: Config | None = None
+
+
+# A directory's governing configuration (by absolute path); None: one configuration for all.
+ConfigFor = Callable[[Path], Config]
 
 
 @dataclass
@@ -117,14 +128,14 @@ class ExcludeMatcher:
         )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def _matcher(patterns: tuple[str, ...]) -> ExcludeMatcher:
     return ExcludeMatcher.from_patterns(patterns)
 
 
 def _relative_to_root(path: str, root: str) -> str | None:
     """``path`` relative to the project root with forward slashes, or None when outside it."""
-    absolute = os.path.abspath(path)
+    absolute = path if os.path.isabs(path) else os.path.abspath(path)
     if absolute == root:
         return ""
     prefix = root if root.endswith(os.sep) else root + os.sep
@@ -146,18 +157,60 @@ def _symlink_problem(path: str) -> str:
 
 
 class _Walker:
-    def __init__(self, exclude: tuple[str, ...], root: Path) -> None:
-        self.matcher = _matcher(exclude)
-        self.root = os.path.abspath(root)
+    def __init__(self, base: Config, config_for: ConfigFor | None, force_exclude: bool) -> None:
+        self.base = base
+        self.config_for = config_for
+        self.force_exclude = force_exclude
+        self.gitignore = GitIgnore()
+        self.judges: dict[int, tuple[Config, str, ExcludeMatcher]] = {}
         self.result = Discovery()
         self.seen_files: set[str] = set()
         self.visited_dirs: set[tuple[int, int]] = set()
 
-    def add_file(self, path: str, file_stat: os.stat_result | None) -> None:
+    def config_of(self, directory: str) -> Config:
+        if self.config_for is None:
+            return self.base
+        return self.config_for(Path(os.path.abspath(directory)))
+
+    def add_file(self, path: str, file_stat: os.stat_result | None, config: Config) -> None:
         if path in self.seen_files:
             return
         self.seen_files.add(path)
-        self.result.files.append(SourceFile(Path(path), file_stat))
+        own = None if self.config_for is None else config
+        self.result.files.append(SourceFile(Path(path), file_stat, own))
+
+    def judge(self, config: Config) -> tuple[str, ExcludeMatcher]:
+        """``config``'s absolute root and exclude matcher, computed once per configuration."""
+        found = self.judges.get(id(config))
+        if found is None or found[0] is not config:
+            found = (config, os.path.abspath(config.root), _matcher(config.all_excludes))
+            self.judges[id(config)] = found
+        return found[1], found[2]
+
+    def pruned(self, absolute: str, name: str, is_dir: bool, config: Config) -> bool:
+        """Whether ``config`` excludes the entry (``absolute``: its normalised absolute path),
+        or git ignores it."""
+        root, matcher = self.judge(config)
+        relative = _relative_to_root(absolute, root)
+        if matcher.excluded(relative, name, is_dir):
+            return True
+        return config.respect_gitignore and self.gitignore.ignored(absolute, is_dir)
+
+    def force_excluded(self, path: str, is_dir: bool) -> bool:
+        """``--force-exclude``: an explicit path, or a directory above it, that is excluded."""
+        absolute = os.path.abspath(path)
+        config = self.config_of(os.path.dirname(absolute))
+        current, current_is_dir = absolute, is_dir
+        root = os.path.abspath(config.root)
+        while True:
+            name = os.path.basename(current)
+            parent_config = self.config_of(os.path.dirname(current))
+            if self.pruned(current, name, current_is_dir, parent_config):
+                return True
+            parent = os.path.dirname(current)
+            if parent == current or not (parent + os.sep).startswith(root + os.sep):
+                return False
+            current, current_is_dir = parent, True
 
     def explicit(self, given: Path) -> None:
         path = os.path.normpath(given)
@@ -169,10 +222,13 @@ class _Walker:
             else:
                 self.result.missing.append((Path(path), error.strerror or str(error)))
             return
-        if stat.S_ISDIR(path_stat.st_mode):
+        is_dir = stat.S_ISDIR(path_stat.st_mode)
+        if self.force_exclude and self.force_excluded(path, is_dir):
+            return
+        if is_dir:
             self.walk(path, path_stat, ancestors=())
         elif stat.S_ISREG(path_stat.st_mode):
-            self.add_file(path, path_stat)
+            self.add_file(path, path_stat, self.config_of(os.path.dirname(os.path.abspath(path))))
         else:
             self.result.warnings.append(f"{path}: not a regular file, skipped")
 
@@ -195,10 +251,18 @@ class _Walker:
             )
             return
         inner = (*ancestors, identity)
+        config = self.config_of(directory)
+        absolute_dir = os.path.abspath(directory)
         for entry in entries:
-            self.visit(entry, inner)
+            self.visit(entry, inner, config, absolute_dir)
 
-    def visit(self, entry: os.DirEntry[str], ancestors: tuple[tuple[int, int], ...]) -> None:
+    def visit(
+        self,
+        entry: os.DirEntry[str],
+        ancestors: tuple[tuple[int, int], ...],
+        config: Config,
+        absolute_dir: str,
+    ) -> None:
         name = entry.name
         path = entry.path[2:] if entry.path.startswith("./") else entry.path
         try:
@@ -217,8 +281,7 @@ class _Walker:
             return
         if is_file and not is_python:
             return
-        relative = _relative_to_root(path, self.root)
-        if self.matcher.excluded(relative, name, is_dir):
+        if self.pruned(os.path.join(absolute_dir, name), name, is_dir, config):
             return
         try:
             entry_stat = entry.stat()
@@ -230,12 +293,33 @@ class _Walker:
                 return  # a virtualenv, whatever it is called
             self.walk(path, entry_stat, ancestors)
         else:
-            self.add_file(path, entry_stat)
+            self.add_file(path, entry_stat, config)
 
 
-def discover(paths: Sequence[Path], exclude: tuple[str, ...], root: Path) -> Discovery:
-    """Files to lint under ``paths`` (default ``.``), in a deterministic order."""
-    walker = _Walker(exclude, root)
+def discover(
+    paths: Sequence[Path],
+    exclude: tuple[str, ...],
+    root: Path,
+    *,
+    config_for: ConfigFor | None = None,
+    force_exclude: bool = False,
+    respect_gitignore: bool = True,
+) -> Discovery:
+    """Files to lint under ``paths`` (default ``.``), in a deterministic order.
+
+    Without ``config_for``, one configuration (``exclude`` relative to ``root``) judges every
+    directory; with it, each directory's own.
+    """
+    base = Config(exclude=exclude, root=root, respect_gitignore=respect_gitignore)
+    walker = _Walker(base, config_for, force_exclude)
     for given in paths or (Path("."),):
         walker.explicit(given)
     return walker.result
+
+
+def is_excluded(path: Path, config_for: ConfigFor) -> bool:
+    """Whether ``path``, or a directory above it under its configuration's root, is excluded
+    or git-ignored (what ``--force-exclude`` asks of an explicit path). ``path`` need not exist:
+    standard input's ``--stdin-filename`` is judged by its name."""
+    walker = _Walker(Config(), config_for, force_exclude=True)
+    return walker.force_excluded(os.path.normpath(path), is_dir=False)

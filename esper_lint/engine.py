@@ -13,6 +13,7 @@ the process pool only when there are enough candidates to pay for it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from esper_lint.cache import (
 )
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
-from esper_lint.discovery import discover
+from esper_lint.discovery import ConfigFor, SourceFile, discover
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from esper_lint.analysis.summaries import Project
 
 READ_ERROR = "ESP902"
+_OWN_NOQA = re.compile(rb"noqa\s*:[^\n]*ESP\d", re.IGNORECASE)
 # Parse failures are reported only where the linter needs the tree (decisions.md), so a file the
 # prefilter rules out never reports them, whether or not the prefilter actually ran.
 CANDIDATE_ONLY_CODES = frozenset({"ESP900", "ESP901"})
@@ -262,6 +264,10 @@ class _Run:
             self.is_candidate = candidate_predicate(self.config)
         if self.is_candidate(source):
             return True
+        # a file whose noqa comments name an ESP code is parsed too, for ESP100 (unused noqa);
+        # a substring test first: the case-insensitive regex scans slower than memory speed
+        if (b"ESP" in source or b"esp" in source) and _OWN_NOQA.search(source) is not None:
+            return True
         try:
             if not imports_project_modules(root, self.config, source, path):
                 return False
@@ -382,29 +388,56 @@ def lint_paths(
     use_cache: bool = True,
     cache_dir: Path | None = None,
     prefilter: bool = True,
+    config_for: ConfigFor | None = None,
 ) -> LintResult:
     """Lint every Python file under ``paths`` (default ``.``), in (path, line, column) order.
 
-    Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered.
+    Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered. With
+    ``config_for``, each file uses the configuration of its directory (``config`` is then the
+    one for paths that cannot be read); each configuration keeps its own cache document.
     """
-    found = discover(paths, config.exclude, config.root)
+    found = discover(
+        paths,
+        config.all_excludes,
+        config.root,
+        config_for=config_for,
+        force_exclude=config.force_exclude,
+        respect_gitignore=config.respect_gitignore,
+    )
     _indexes.clear()  # files may have changed since the last run in this process
     _projects.clear()
-    cache = Cache(resolve_cache_dir(config, cache_dir), config) if use_cache else None
     first = paths[0] if paths else Path(".")
-    run = _Run(config, cache, prefilter, first if first.is_dir() else first.parent)
-    for missing_path, reason in found.missing:
-        run.read_errors.append(_read_error(missing_path, reason))
+    fallback_root = first if first.is_dir() else first.parent
     cwd = os.getcwd()
     # join, not abspath: discovery's paths are already normalised, and this runs for every file
-    run.stats = {os.path.join(cwd, f.path): f.stat for f in found.files if f.stat is not None}
-    for source_file in found.files:
-        run.visit(source_file.path, source_file.stat)
-    run.analyse(max(1, jobs if jobs is not None else (os.cpu_count() or 1)))
+    stats = {os.path.join(cwd, f.path): f.stat for f in found.files if f.stat is not None}
+    workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
+    diagnostics: list[Diagnostic] = []
     warnings = list(found.warnings)
-    if cache is not None:
-        cache_warning = cache.save()
-        if cache_warning is not None:
-            warnings.append(cache_warning)
-    files_checked = len(found.files)
-    return LintResult(run.diagnostics(), warnings, files_checked)
+    for group_config, files in _by_config(found.files, config).items():
+        cache = (
+            Cache(resolve_cache_dir(group_config, cache_dir), group_config) if use_cache else None
+        )
+        run = _Run(group_config, cache, prefilter, fallback_root)
+        run.stats = stats
+        for source_file in files:
+            run.visit(source_file.path, source_file.stat)
+        run.analyse(workers)
+        diagnostics.extend(run.diagnostics())
+        if cache is not None:
+            cache_warning = cache.save()
+            if cache_warning is not None and cache_warning not in warnings:
+                warnings.append(cache_warning)
+    for missing_path, reason in found.missing:
+        error = _read_error(missing_path, reason)
+        if config.enabled(error.code, error.path):
+            diagnostics.append(error)
+    diagnostics.sort()
+    return LintResult(diagnostics, warnings, len(found.files))
+
+
+def _by_config(files: Sequence[SourceFile], default: Config) -> dict[Config, list[SourceFile]]:
+    groups: dict[Config, list[SourceFile]] = {}
+    for source_file in files:
+        groups.setdefault(source_file.config or default, []).append(source_file)
+    return groups

@@ -71,7 +71,7 @@ def test_noqa_on_the_call_line(line: str, expected: set[tuple[int, str]]) -> Non
     assert found(source) == expected
 
 
-def test_noqa_applies_to_the_start_line_of_a_multiline_call() -> None:
+def test_noqa_applies_on_any_physical_line_of_a_multiline_call() -> None:
     source = """
     def f(slot, rank):
         if rank == 0:
@@ -82,8 +82,17 @@ def test_noqa_applies_to_the_start_line_of_a_multiline_call() -> None:
             slot.step_epoch(
                 1,  # noqa: ESP001
             )
+        if rank == 0:
+            slot.step_epoch(
+                1,
+            )  # noqa: ESP001
+        if rank == 0:
+            slot.step_epoch(
+                1,
+            )
+        x = 1  # noqa: ESP001
     """
-    assert found(source) == {(7, "ESP001")}
+    assert found(source) == {(15, "ESP001"), (18, "ESP100")}
 
 
 def test_noqa_parsing_helpers() -> None:

@@ -324,8 +324,12 @@ def test_full_output_shows_source_and_caret(
 
     lines = out.splitlines()
     assert lines[0].startswith(VIOLATION_LINE)
-    assert lines[2] == "6 |         slot.step_epoch()"
-    assert lines[3].startswith("  |         ^")
+    assert lines[2] == "5 |     if dist.get_rank() == 0:"
+    assert lines[3] == "  |     ------------------------ rank-dependent condition"
+    assert lines[4] == "6 |         slot.step_epoch()"
+    assert lines[5].startswith("  |         ^")
+    assert lines[6].startswith("  = help: Move the call out")
+    assert lines[7] == "  = see: https://esper-lint.readthedocs.io/en/latest/rules/ESP001/"
     assert lines[-1] == "Found 1 error in 1 file (1 file checked)."
 
 
@@ -368,7 +372,9 @@ def test_statistics(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--statistics")
 
     assert code == 1
-    assert [line.split("\t")[:2] for line in out.splitlines()] == [["2", "ESP900"], ["1", "ESP001"]]
+    lines = out.splitlines()
+    assert [line.split("\t")[:2] for line in lines[:-1]] == [["2", "ESP900"], ["1", "ESP001"]]
+    assert lines[-1] == "Found 3 errors."
     _, out, _ = run(capsys, "--statistics", "--output-format", "json")
     assert [(e["code"], e["count"]) for e in json.loads(out)] == [("ESP900", 2), ("ESP001", 1)]
 

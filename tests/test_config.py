@@ -44,9 +44,19 @@ def test_nearest_pyproject_walking_up_sets_values_and_root(tmp_path: Path) -> No
     assert config.root == tmp_path.resolve()
 
 
-def test_the_nearest_pyproject_wins_over_a_farther_one(tmp_path: Path) -> None:
+def test_a_pyproject_without_the_table_is_passed_over_as_ruff_does(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", '[tool.esper-lint]\nignore = ["ESP002"]\n')
     write(tmp_path / "sub" / "pyproject.toml", '[project]\nname = "sub"\n')
+
+    config = load_config(cwd=tmp_path / "sub")
+
+    assert config.ignore == ("ESP002",)
+    assert config.root == tmp_path.resolve()
+
+
+def test_the_nearest_configuration_wins_over_a_farther_one(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.esper-lint]\nignore = ["ESP002"]\n')
+    write(tmp_path / "sub" / "pyproject.toml", "[tool.esper-lint]\n")
 
     config = load_config(cwd=tmp_path / "sub")
 
@@ -347,3 +357,17 @@ def test_a_leading_slash_anchors_a_per_file_ignore_at_the_root(
 
     assert not config.enabled("ESP004", "scripts/x.py")
     assert config.enabled("ESP004", "src/scripts/x.py")
+
+
+def test_src_entries_are_relative_to_their_own_file_even_when_inherited(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.esper-lint]\nsrc = ["src", "../shared"]\n')
+    write(tmp_path / "app" / "esper-lint.toml", 'extend = "../pyproject.toml"\n')
+
+    config = load_config(cwd=tmp_path / "app")
+
+    assert config.root == (tmp_path / "app").resolve()
+    assert config.source_roots == (
+        (tmp_path / "src").resolve(),
+        (tmp_path.parent / "shared").resolve(),
+    )
+    assert load_config(cwd=tmp_path.parent).source_roots == (tmp_path.parent.resolve(),)

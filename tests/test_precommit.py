@@ -200,3 +200,55 @@ def _git(repo: Path, env: Mapping[str, str], *args: str) -> str:
 def _commit_all(repo: Path, env: Mapping[str, str]) -> None:
     _git(repo, env, "add", "-A")
     _git(repo, env, "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", "snapshot")
+
+
+def test_a_repository_uses_the_hook_at_a_release_tag_and_excludes_hold(
+    hook_repo: Path, tmp_path: Path, tool_env: dict[str, str]
+) -> None:
+    """docs/installation.md's setup: `repo:` this repository, `rev:` a release tag. The hook
+    passes --force-exclude, so the project's `exclude` holds although pre-commit names every
+    file explicitly."""
+    tag = "v0.0.0-test"
+    _git(hook_repo, tool_env, "tag", "-f", tag)
+    project = tmp_path / "tagged-user"
+    project.mkdir()
+    _git(project, tool_env, "init", "-q")
+    (project / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {hook_repo}\n    rev: {tag}\n    hooks:\n      - id: esper-lint\n",
+        encoding="utf-8",
+    )
+    (project / "pyproject.toml").write_text(
+        '[tool.esper-lint]\nexclude = ["legacy"]\n', encoding="utf-8"
+    )
+    (project / "train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
+    (project / "legacy").mkdir()
+    (project / "legacy" / "old_train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
+    _commit_all(project, tool_env)
+
+    command = [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"]
+    result = _run(command, project, tool_env)
+
+    assert result.returncode == 1, result.stdout
+    assert VIOLATION in result.stdout, result.stdout
+    assert "old_train.py" not in result.stdout, result.stdout
+
+
+def test_pip_installs_from_a_git_url_at_a_tag(
+    hook_repo: Path, tmp_path: Path, tool_env: dict[str, str]
+) -> None:
+    """docs/installation.md: `pip install "esper-lint @ git+URL@TAG"`, into a fresh venv."""
+    tag = "v0.0.1-test"
+    _git(hook_repo, tool_env, "tag", "-f", tag)
+    venv = tmp_path / "venv"
+    created = _run([sys.executable, "-m", "venv", str(venv)], tmp_path, tool_env)
+    assert created.returncode == 0, created.stdout
+    python = venv / "bin" / "python"
+    url = f"esper-lint @ git+file://localhost{hook_repo}@{tag}"  # PEP 508 needs a host
+    install = _run([str(python), "-m", "pip", "install", "-q", url], tmp_path, tool_env)
+    assert install.returncode == 0, install.stdout
+    (tmp_path / "train.py").write_text(VIOLATING_SCRIPT, encoding="utf-8")
+
+    lint = _run([str(venv / "bin" / "esper-lint"), "-n", "train.py"], tmp_path, tool_env)
+
+    assert lint.returncode == 1, lint.stdout
+    assert VIOLATION in lint.stdout, lint.stdout

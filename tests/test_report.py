@@ -59,14 +59,43 @@ def test_text_is_an_alias_of_concise(source: str) -> None:
     )
 
 
-def test_full_shows_the_source_line_and_carets_under_the_call(source: str) -> None:
+def test_full_shows_the_call_the_condition_as_a_labelled_span_help_and_url(source: str) -> None:
     output = render("full", [diag(source, 3, 9, end_column=26)], root=Path.cwd())
 
     assert output.splitlines() == [
         f"train.py:3:9: ESP001 {MESSAGE}",
         "  |",
+        "2 |     if rank == 0:",
+        "  |     ------------- rank-dependent condition",
         "3 |         slot.step_epoch()",
         "  |         ^^^^^^^^^^^^^^^^^",
+        "  = help: Move the call out of the rank-dependent branch so that every rank makes it",
+        f"  = see: {rule_url('ESP001')}",
+    ]
+
+
+def test_full_labels_every_cited_line_and_elides_the_gap(tmp_path: Path) -> None:
+    path = tmp_path / "loop.py"
+    path.write_text(
+        "for b in loader:\n    x = 1\n    if loss > 1:\n        break\n    slot.step_epoch()\n",
+        encoding="utf-8",
+    )
+    message = (
+        "slot.step_epoch() may not run the same number of times on every rank: it is inside the "
+        "loop at line 1, whose trip count depends on the break at line 4 (if loss)"
+    )
+    d = Diagnostic(str(path), 5, 5, 5, 22, "ESP002", message)
+
+    lines = render("full", [d], root=tmp_path).splitlines()
+
+    assert lines[2:9] == [
+        "1 | for b in loader:",
+        "  | ---------------- loop",
+        "...",
+        "4 |         break",
+        "  |         ----- break",
+        "5 |     slot.step_epoch()",
+        "  |     ^^^^^^^^^^^^^^^^^",
     ]
 
 
@@ -76,7 +105,7 @@ def test_full_caret_follows_tabs_and_a_multiline_call_gets_one_caret(tmp_path: P
 
     output = render("full", [diag(str(path), 2, 2, end_line=3, end_column=3)], root=tmp_path)
 
-    assert output.splitlines()[2:] == ["2 | \tslot.step_epoch(", "  | \t^"]
+    assert output.splitlines()[2:4] == ["2 | \tslot.step_epoch(", "  | \t^"]
 
 
 def test_full_tolerates_missing_undecodable_and_short_files(tmp_path: Path) -> None:
@@ -151,6 +180,7 @@ def test_json_has_ruffs_shape_and_order() -> None:
     ]
     assert items[0] == {
         "code": "ESP001",
+        "name": "rank-conditional-lifecycle-call",
         "message": MESSAGE,
         "filename": "a.py",
         "location": {"row": 9, "column": 5},
@@ -159,6 +189,18 @@ def test_json_has_ruffs_shape_and_order() -> None:
         "fix": None,
         "noqa_row": 9,
     }
+
+
+def test_json_noqa_row_is_the_first_line_of_the_call_outside_a_multiline_string(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.py"
+    path.write_text('dist.broadcast_object_list(["""\nx""",\n    y])\nf(\n  1)\n', encoding="utf-8")
+    diagnostics = [diag(str(path), 1, 1, "ESP004", end_line=3), diag(str(path), 4, 1, end_line=5)]
+
+    items = json.loads(render("json", diagnostics, root=tmp_path))
+
+    assert [item["noqa_row"] for item in items] == [2, 4]
 
 
 def test_json_of_nothing_is_an_empty_list() -> None:
@@ -206,7 +248,8 @@ def test_statistics_counts_per_code_most_frequent_first() -> None:
 
     lines = render_statistics(diagnostics, as_json=False).splitlines()
 
-    assert [line.split("\t")[:2] for line in lines] == [["12", "ESP001"], [" 1", "ESP004"]]
+    assert [line.split("\t")[:2] for line in lines[:-1]] == [["12", "ESP001"], [" 1", "ESP004"]]
+    assert lines[-1] == "Found 13 errors."
 
 
 def test_statistics_as_json() -> None:

@@ -7,7 +7,17 @@ from pathlib import Path
 
 from esper_lint.diagnostics import Diagnostic
 
-OUTPUT_FORMATS = ("full", "concise", "text", "json", "json-lines", "sarif", "github")
+OUTPUT_FORMATS = (
+    "full",
+    "concise",
+    "text",
+    "json",
+    "json-lines",
+    "sarif",
+    "github",
+    "gitlab",
+    "junit",
+)
 # Formats meant for people: they get colour, a summary line and the statistics table.
 HUMAN_FORMATS = frozenset({"full", "concise", "text"})
 
@@ -41,4 +51,12 @@ def render(
         from esper_lint.report.github import render_github
 
         return render_github(ordered)
+    if output_format == "gitlab":
+        from esper_lint.report.gitlab import render_gitlab
+
+        return render_gitlab(ordered, root=root)
+    if output_format == "junit":
+        from esper_lint.report.junit import render_junit
+
+        return render_junit(ordered)
     raise ValueError(f"unknown output format {output_format!r}")

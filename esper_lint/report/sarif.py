@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from urllib.parse import quote
 
 from esper_lint import DOCS_URL, __version__
 from esper_lint.diagnostics import Diagnostic
+from esper_lint.report.source import NoqaRows, fingerprint
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -27,8 +30,13 @@ def render_sarif(diagnostics: Sequence[Diagnostic], *, root: Path) -> str:
     return json.dumps(sarif_log(diagnostics, root=root), indent=2) + "\n"
 
 
+FINGERPRINT_KEY = "esperLint/v1"
+
+
 def sarif_log(diagnostics: Sequence[Diagnostic], *, root: Path) -> dict[str, Any]:
     from esper_lint.rules import ALL_RULES
+
+    rows = NoqaRows()
 
     rules = [_rule_descriptor(rule) for rule in ALL_RULES]
     rule_index = {rule.code: index for index, rule in enumerate(ALL_RULES)}
@@ -45,7 +53,8 @@ def sarif_log(diagnostics: Sequence[Diagnostic], *, root: Path) -> dict[str, Any
         },
         "originalUriBaseIds": {SRCROOT: {"uri": resolved_root.as_uri().rstrip("/") + "/"}},
         "columnKind": "unicodeCodePoints",
-        "results": [_result(d, rule_index, resolved_root) for d in diagnostics],
+        "invocations": [_invocation()],
+        "results": [_result(d, rule_index, resolved_root, rows) for d in diagnostics],
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
@@ -62,10 +71,23 @@ def _rule_descriptor(rule: Any) -> dict[str, Any]:
             "markdown": rule.markdown(),
         },
         "defaultConfiguration": {"level": "error"},
+        "properties": {"tags": list(rule.tags), "precision": rule.precision},
     }
 
 
-def _result(d: Diagnostic, rule_index: dict[str, int], root: Path) -> dict[str, Any]:
+def _invocation() -> dict[str, Any]:
+    """The run itself: a log with results came from a run that completed."""
+    return {
+        "executionSuccessful": True,
+        "commandLine": shlex.join([os.path.basename(sys.argv[0] or "esper-lint"), *sys.argv[1:]]),
+        "workingDirectory": {"uri": Path.cwd().resolve().as_uri().rstrip("/") + "/"},
+    }
+
+
+def _result(
+    d: Diagnostic, rule_index: dict[str, int], root: Path, rows: NoqaRows
+) -> dict[str, Any]:
+    location = _artifact_location(d.path, root)
     result: dict[str, Any] = {
         "ruleId": d.code,
         "level": "error",
@@ -73,11 +95,12 @@ def _result(d: Diagnostic, rule_index: dict[str, int], root: Path) -> dict[str, 
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": _artifact_location(d.path, root),
+                    "artifactLocation": location,
                     "region": _region(d),
                 }
             }
         ],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(d, location["uri"], rows)},
     }
     if d.code in rule_index:
         result["ruleIndex"] = rule_index[d.code]

@@ -21,12 +21,14 @@ def render_statistics(diagnostics: Sequence[Diagnostic], *, as_json: bool) -> st
         return json.dumps(entries, indent=2) + "\n"
     if not rows:
         return ""
-    count_width = max(len(str(count)) for _, count, _ in rows)
+    total = sum(count for _, count, _ in rows)
+    count_width = max(len(str(total)), *(len(str(count)) for _, count, _ in rows))
     code_width = max(len(code) for code, _, _ in rows)
-    return "".join(
+    table = "".join(
         f"{count:>{count_width}}\t{code:<{code_width}}\t{name}".rstrip() + "\n"
         for code, count, name in rows
     )
+    return table + f"Found {total} {'error' if total == 1 else 'errors'}.\n"
 
 
 def _rule_name(code: str) -> str:

@@ -10,6 +10,7 @@ from esper_lint.rules.esp004_rank_dependent_collective import RankDependentColle
 from esper_lint.rules.esp006_rank_dependent_implicit_collective import (
     RankDependentImplicitCollective,
 )
+from esper_lint.rules.esp100_unused_noqa import UnusedNoqa
 from esper_lint.rules.esp900_parse_error import ParseError
 from esper_lint.rules.esp901_analysis_error import AnalysisError
 from esper_lint.rules.esp902_read_error import ReadError
@@ -22,6 +23,7 @@ ALL_RULES: tuple[type[Rule], ...] = tuple(
             RankEarlyExitLifecycleCall,
             RankDependentCollective,
             RankDependentImplicitCollective,
+            UnusedNoqa,
             ParseError,
             AnalysisError,
             ReadError,

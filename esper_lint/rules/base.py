@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import libcst as cst
 
     from esper_lint.analysis.facts import FileFacts
+    from esper_lint.fixes.types import Fix
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ class Rule:
     example: ClassVar[str]
     use_instead: ClassVar[str]
     known_limits: ClassVar[str] = ""
+    # SARIF rule properties (GitHub code scanning shows the tags and filters on precision).
+    tags: ClassVar[tuple[str, ...]] = ("correctness", "distributed")
+    precision: ClassVar[str] = "high"
+    # One line: what to do instead (the ``help:`` line of the ``full`` output).
+    help: ClassVar[str] = ""
+    # How the rule's fix changes the code and why it is safe or unsafe ("" if it has none).
+    fix_description: ClassVar[str] = ""
+    # Before/after of the fix, shown in the docs (tested: --fix turns one into the other).
+    fix_example: ClassVar[tuple[str, str] | None] = None
     # Extra examples beyond ``example``/``use_instead``; all are tested.
     bad: ClassVar[tuple[str, ...]] = ()
     good: ClassVar[tuple[str, ...]] = ()
@@ -51,6 +61,24 @@ class Rule:
     def check(cls, facts: FileFacts) -> Iterator[Finding]:
         """Ask the analysis about the file and yield this rule's findings (none by default)."""
         return iter(())
+
+    @classmethod
+    def fix(cls, facts: FileFacts, finding: Finding) -> Fix | None:
+        """The extension point for fixes: a libcst codemod that removes ``finding``, or None
+        when this finding cannot be fixed.
+
+        A rule with a fix overrides this, sets ``fix_description`` (which makes it
+        ``fixable()`` and documents the fix) and, ideally, ``fix_example``. The returned
+        :class:`~esper_lint.fixes.types.Fix` carries a description, an applicability (unsafe
+        unless the rule's docs argue otherwise) and ``transform``, a function from the module
+        to the fixed module (usually ``module.visit(SomeCSTTransformer(...))``). The caller
+        (:mod:`esper_lint.fixes.apply`) keeps the fix only if the result parses and re-linting
+        removes this finding and adds none."""
+        return None
+
+    @classmethod
+    def fixable(cls) -> bool:
+        return bool(cls.fix_description)
 
     @classmethod
     def bad_examples(cls) -> tuple[str, ...]:
@@ -83,6 +111,16 @@ class Rule:
             sections += ["## Also reported\n", *(_code_block(e) for e in cls.bad)]
         if cls.good:
             sections += ["## Not reported\n", *(_code_block(e) for e in cls.good)]
+        if cls.fix_description:
+            sections += ["## Fix\n", _dedent(cls.fix_description)]
+            if cls.fix_example is not None:
+                before, after = (_dedent(code) for code in cls.fix_example)
+                sections += [
+                    "Before `esper-lint --fix --unsafe-fixes`:\n",
+                    f"```python\n{before}```\n",
+                    "After:\n",
+                    f"```python\n{after}```\n",
+                ]
         if cls.known_limits:
             sections += ["## Known limits\n", _dedent(cls.known_limits)]
         return "\n".join(sections)

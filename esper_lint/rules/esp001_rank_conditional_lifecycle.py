@@ -9,6 +9,7 @@ from esper_lint.rules.base import Finding, Rule
 
 if TYPE_CHECKING:
     from esper_lint.analysis.facts import FileFacts
+    from esper_lint.fixes.types import Fix
 
 
 class RankConditionalLifecycleCall(Rule):
@@ -44,6 +45,17 @@ class RankConditionalLifecycleCall(Rule):
             if dist.get_rank() == 0:
                 print(f"epoch {epoch} done")
             slot.step_epoch()
+        """
+    fix_example = (example, use_instead)
+    help = "Move the call out of the rank-dependent branch so that every rank makes it"
+    fix_description = """
+        Unsafe (`--fix --unsafe-fixes`): moves the call out of the rank-dependent `if` body to
+        just after the `if`, when the call is a statement of its own in that body, reads no name
+        the body binds, no later statement of the body uses its result or its arguments, and the
+        body does not return, raise, break or continue. Unsafe because it changes which ranks
+        make the call (that is the point) and runs it after the rest of the body rather than
+        before: check that the other ranks are ready to make it there. The fix is applied only if
+        the fixed file parses and linting it again removes this finding and adds none.
         """
     known_limits = """
         Rank dependence is tracked through assignments in one scope, `self.<attr>` assignments in
@@ -117,3 +129,9 @@ class RankConditionalLifecycleCall(Rule):
                 cause = controlled_by(facts, condition)
                 message = f"{call.text} may not run on every rank: {cause}"
                 yield Finding(call.node, cls.code, message)
+
+    @classmethod
+    def fix(cls, facts: FileFacts, finding: Finding) -> Fix | None:
+        from esper_lint.fixes.move_call import move_out_of_rank_if
+
+        return move_out_of_rank_if(facts, finding)

@@ -15,6 +15,8 @@ class DataDependentLoopLifecycleCall(Rule):
     code = "ESP002"
     name = "data-dependent-loop-lifecycle-call"
     summary = "Lifecycle call inside a loop whose trip count depends on data"
+    precision = "medium"
+    help = "Make the call once per epoch, outside the data loop (or reduce the stop decision)"
     what_it_does = """
         Checks for lifecycle calls inside a loop whose number of iterations can differ across
         ranks: a `for` over a DataLoader-like iterable (a name or attribute containing `loader`,

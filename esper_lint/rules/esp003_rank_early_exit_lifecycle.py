@@ -15,6 +15,7 @@ class RankEarlyExitLifecycleCall(Rule):
     code = "ESP003"
     name = "rank-early-exit-lifecycle-call"
     summary = "Lifecycle call that an earlier rank-dependent early exit can skip"
+    help = "Make the call before the rank-dependent exit, or decide the exit on every rank"
     what_it_does = """
         Checks for lifecycle calls that come after a `return`, `continue`, `break`, `raise` or
         `sys.exit()` guarded by a rank-dependent condition, in the same function (or, for

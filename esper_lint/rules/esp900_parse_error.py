@@ -9,6 +9,9 @@ class ParseError(Rule):
     code = "ESP900"
     name = "parse-error"
     summary = "File could not be parsed"
+    precision = "very-high"
+    tags = ("reliability",)
+    help = "Fix the syntax error so that the file can be checked"
     what_it_does = """
         Reports a file that may hold a symmetric call but cannot be parsed: a syntax error,
         undecodable bytes, a bad coding cookie or NUL bytes. The message carries the parser's

@@ -9,6 +9,9 @@ class AnalysisError(Rule):
     code = "ESP901"
     name = "analysis-error"
     summary = "File could not be analysed"
+    precision = "very-high"
+    tags = ("reliability",)
+    help = "Simplify the nesting, or report the internal error"
     what_it_does = """
         Reports a file that parsed but could not be analysed, for instance because its code is
         nested so deeply that the analysis runs out of stack. The run goes on with other files.

@@ -9,6 +9,9 @@ class ReadError(Rule):
     code = "ESP902"
     name = "read-error"
     summary = "File could not be read"
+    precision = "very-high"
+    tags = ("reliability",)
+    help = "Make the file readable, or exclude it"
     what_it_does = """
         Reports a file that could not be read: permission denied, a broken symlink, an I/O
         error. Like ruff's E902.
