@@ -20,8 +20,8 @@ from esper_lint.noqa import UNUSED_NOQA, noqa_row, string_spans, with_codes
 
 def lint_stdin(options: argparse.Namespace, resolver: ConfigResolver) -> int:
     """``esper-lint - --stdin-filename PATH``: lint the buffer as PATH would be linted (its
-    configuration and per-file-ignores). With ``--fix``, the fixed buffer goes to stdout and
-    the remaining findings to stderr, as ruff does for editors."""
+    configuration, its project for cross-file facts, and per-file-ignores). With ``--fix``, the
+    fixed buffer goes to stdout and the remaining findings to stderr, as ruff does for editors."""
     from esper_lint import cli
     from esper_lint.checker import check_source
 
@@ -47,8 +47,11 @@ def lint_stdin(options: argparse.Namespace, resolver: ConfigResolver) -> int:
         sys.stdout.buffer.write(outcome.source)
         sys.stdout.flush()
         source = outcome.source
-    found = [d for d in check_source(source, display, config) if config.enabled(d.code, display)]
-    from esper_lint.engine import LintResult
+    from esper_lint.engine import LintResult, project_context
+
+    context = project_context(name, config) if options.stdin_filename is not None else None
+    diagnostics = check_source(source, display, config, context)
+    found = [d for d in diagnostics if config.enabled(d.code, display)]
 
     result = LintResult(found, [], 1)
     text = cli._report(options, config, result)

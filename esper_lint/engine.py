@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from esper_lint.analysis.project import ProjectIndex
-    from esper_lint.analysis.summaries import Project
+    from esper_lint.analysis.summaries import ModuleContext, Project
 
 READ_ERROR = "ESP902"
 _OWN_NOQA = re.compile(rb"noqa\s*:[^\n]*ESP\d", re.IGNORECASE)
@@ -114,6 +114,17 @@ def project_at(root: str, config: Config) -> Project:
         project = Project(index_at(root, config), config)
         _projects[root] = project
     return project
+
+
+def project_context(path: Path, config: Config) -> ModuleContext:
+    """The view of its project that one file linted on its own gets (standard input named by
+    ``--stdin-filename``): its project is found from its path, the other modules from disk."""
+    from esper_lint.analysis.project import find_project_root
+
+    _indexes.clear()
+    _projects.clear()
+    root = find_project_root(path.absolute().parent) or Path.cwd()
+    return project_at(str(root.resolve()), config).context(path)
 
 
 def imports_project_modules(root: str, config: Config, source: bytes, path: Path) -> bool:

@@ -288,6 +288,27 @@ def test_stdin_with_force_exclude_skips_an_excluded_name(tmp_path: Path) -> None
     assert (result.returncode, result.stdout) == (0, "")
 
 
+def test_stdin_uses_the_named_files_project_for_cross_file_facts(tmp_path: Path) -> None:
+    """An unsaved buffer in an editor: its rank test lives in another module of the project."""
+    put(tmp_path, "pyproject.toml", '[project]\nname = "p"\n')
+    put(tmp_path, "pkg/__init__.py", "")
+    put(
+        tmp_path,
+        "pkg/roles.py",
+        "import torch.distributed as dist\n\ndef leads():\n    return dist.get_rank() == 0\n",
+    )
+    buffer = "import torch.distributed as dist\nfrom pkg.roles import leads\n\n\n"
+    buffer += "def save():\n    if leads():\n        dist.barrier()\n"
+    args = ("-n", "--output-format", "concise", "-", "--stdin-filename", "pkg/train.py")
+
+    result = lint(tmp_path, *args, stdin=buffer)
+
+    assert codes(result.stdout) == [("pkg/train.py", "ESP004")], result.stdout
+    assert "(leads())" in result.stdout
+    put(tmp_path, "pkg/roles.py", "def leads():\n    return True\n")
+    assert lint(tmp_path, *args, stdin=buffer).returncode == 0
+
+
 def test_stdin_fix_writes_the_fixed_buffer_to_stdout(tmp_path: Path) -> None:
     args = ("-n", "--fix", "--unsafe-fixes", "-", "--stdin-filename", "save.py")
     result = lint(tmp_path, *args, stdin=COLLECTIVE)
