@@ -19,6 +19,10 @@ statement of the body reads a name the call reads or assigns (the result, or an 
 collective fills in place); and the body does not leave (``return``, ``raise``, ``break``,
 ``continue``). Comments on the call's line move with it. Always unsafe: the call now runs on
 every rank, after the rest of the body instead of before it.
+
+ESP006 also hoists: when the body goes on to read what the call assigns (``state =
+accelerator.get_state_dict(model)`` then ``torch.save(state, path)``), the call moves to just
+before the ``if`` instead, provided the statements before it in the body bind nothing it reads.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ from esper_lint.rules.base import Finding
 _LEAVING = (cst.Return, cst.Raise, cst.Break, cst.Continue)
 
 
-def move_out_of_rank_if(facts: FileFacts, finding: Finding) -> Fix | None:
+def move_out_of_rank_if(facts: FileFacts, finding: Finding, *, hoist: bool = False) -> Fix | None:
+    """The move after the ``if``; with ``hoist``, when the body goes on to use the call's result
+    (``state = accelerator.get_state_dict(model)`` then ``torch.save(state, path)``), the move to
+    just before the ``if`` instead."""
     call = next((c for c in facts.calls if c.node is finding.node), None)
     if call is None:
         return None
@@ -46,11 +53,15 @@ def move_out_of_rank_if(facts: FileFacts, finding: Finding) -> Fix | None:
     if_node = condition.node
     if not isinstance(if_node, cst.If) or _is_elif(facts.module, if_node):
         return None
+    text = facts.text(if_node.test)
     plan = _plan(if_node, call.node)
+    if plan is not None:
+        description = f"Move `{call.text}` out of `if {text}:`, to just after it"
+        return Fix(description, Applicability.UNSAFE, plan.apply)
+    plan = _hoist_plan(if_node, call.node) if hoist else None
     if plan is None:
         return None
-    text = facts.text(if_node.test)
-    description = f"Move `{call.text}` out of `if {text}:`, to just after it"
+    description = f"Move `{call.text}` out of `if {text}:`, to just before it"
     return Fix(description, Applicability.UNSAFE, plan.apply)
 
 
@@ -58,6 +69,7 @@ def move_out_of_rank_if(facts: FileFacts, finding: Finding) -> Fix | None:
 class _Plan:
     target: cst.If
     index: int  # of the moved statement in the body
+    before: bool = False  # the statement goes just before the ``if`` instead of after it
 
     def apply(self, module: cst.Module) -> cst.Module:
         return module.visit(_Move(self))
@@ -91,7 +103,13 @@ class _Move(cst.CSTTransformer):
                 new_body = body.with_changes(body=[*others[:-1], last])
             else:
                 new_body = body.with_changes(body=[cst.Pass()])
-        return cst.FlattenSentinel([updated_node.with_changes(body=new_body), moved])
+        kept = updated_node.with_changes(body=new_body)
+        if self.plan.before:
+            # comments above the ``if``, then the call's own, stay above the moved call
+            leading = [*kept.leading_lines, *getattr(moved, "leading_lines", ())]
+            moved = moved.with_changes(leading_lines=leading)
+            return cst.FlattenSentinel([moved, kept.with_changes(leading_lines=())])
+        return cst.FlattenSentinel([kept, moved])
 
 
 def _pass_line() -> cst.SimpleStatementLine:
@@ -118,6 +136,26 @@ def _plan(if_node: cst.If, call_node: cst.Call) -> _Plan | None:
     if any(touched & _names_read(statement) for statement in later):
         return None
     return _Plan(if_node, index)
+
+
+def _hoist_plan(if_node: cst.If, call_node: cst.Call) -> _Plan | None:
+    """Before the ``if``: the statements before the call bind nothing it reads and do not leave,
+    and the test reads nothing the call assigns."""
+    statements = _statements(if_node.body)
+    index = next(
+        (i for i, statement in enumerate(statements) if _is_statement_of(statement, call_node)),
+        None,
+    )
+    if index is None or not isinstance(if_node.body, cst.IndentedBlock):
+        return None
+    earlier = statements[:index]
+    if any(_leaves(statement) for statement in earlier):
+        return None
+    if _names_read(call_node) & set().union(*(_names_bound(s) for s in earlier)):
+        return None
+    if _names_bound(statements[index]) & _names_read(if_node.test):
+        return None
+    return _Plan(if_node, index, before=True)
 
 
 def _statements(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:

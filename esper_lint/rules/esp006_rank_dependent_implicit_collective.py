@@ -9,6 +9,7 @@ from esper_lint.rules.base import Finding, Rule
 
 if TYPE_CHECKING:
     from esper_lint.analysis.facts import FileFacts
+    from esper_lint.fixes.types import Fix
 
 
 class RankDependentImplicitCollective(Rule):
@@ -56,6 +57,39 @@ class RankDependentImplicitCollective(Rule):
             # accelerate writes the files from the main process itself
             accelerator.save_state(output_dir)
         """
+    help = (
+        "Make the call on every rank (the library writes from the main process itself) and keep "
+        "only the rank-0 work under the condition"
+    )
+    fix_description = """
+        Unsafe (`--fix --unsafe-fixes`): moves the call out of the rank-dependent `if` body, to
+        just after the `if` (`accelerator.save_state(path)`), or to just before it when the rest
+        of the body uses the call's result (`state = accelerator.get_state_dict(model)` followed
+        by `torch.save(state, path)`). Offered when the call is a statement of its own in that
+        body, the body does not return, raise, break or continue, and the move reads no name the
+        body binds. accelerate, DeepSpeed and Lightning write checkpoint files from the main
+        process themselves, so calling them on every rank is what their docs ask for. Unsafe
+        because it changes which ranks make the call. The fix is applied only if the fixed file
+        parses and linting it again removes this finding and adds none.
+        """
+    fix_example = (
+        """
+        import torch
+
+        def save(accelerator, model, path):
+            if accelerator.is_main_process:
+                state = accelerator.get_state_dict(model)
+                torch.save(state, path)
+        """,
+        """
+        import torch
+
+        def save(accelerator, model, path):
+            state = accelerator.get_state_dict(model)
+            if accelerator.is_main_process:
+                torch.save(state, path)
+        """,
+    )
     known_limits = """
         A call is recognised by its name and receiver (`accelerator.save_state`,
         `trainer.save_model`: the receiver's name must contain `accelerator`, `trainer`...), by
@@ -170,3 +204,9 @@ class RankDependentImplicitCollective(Rule):
                 f"({entry.why}), but {cause}; {entry.fix}"
             )
             yield Finding(call.node, cls.code, message)
+
+    @classmethod
+    def fix(cls, facts: FileFacts, finding: Finding) -> Fix | None:
+        from esper_lint.fixes.move_call import move_out_of_rank_if
+
+        return move_out_of_rank_if(facts, finding, hoist=True)
