@@ -207,8 +207,10 @@ def coalescing_counts(slot_count: int = 16) -> dict[str, int]:
             slot.step_epoch()
     counts["batched"] = len(calls)
     with count_collectives() as calls:
-        for slot in slots:
+        for slot in slots:  # Esper's per-slot tick loop: coalesced, synced at the next flush
             slot.step_epoch()
+        counts["unbatched, before the flush"] = len(calls)
+        guard.flush()
     counts["unbatched"] = len(calls)
     with count_collectives() as calls:
         slots[0].advance_stage()

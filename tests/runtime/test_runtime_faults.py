@@ -99,6 +99,8 @@ def _assert_case_message(case: str, error: DesyncError, faulty: int) -> None:
     if case == "extra step_epoch on one rank":
         assert "first divergence: the ranks are in different guarded calls" in text
         assert f"rank {faulty} is in slots[0].step_epoch()" in text
+        # The slot named first is the one whose extra call started the sync (issue 13).
+        assert f"at slot 'slots[0]': rank(s) [{faulty}] synced from slots[0].step_epoch()" in text
         assert "step_epoch() call counts differ" in text
         assert "rank  sync" in text  # the per-rank table
     elif case == "missing advance_stage on one rank":
