@@ -355,12 +355,21 @@ class Watchdog:
         state = activity.state
         if state in ("finished", "exited"):
             return None
-        waiting = state in ("backward", "advance", "sync")
         stale_after = min(self.stale_after, 2.0) if self.failure_seen else self.stale_after
+        my_sync = int(self._describe().get("sync", 0))
+        blocked_for = now - activity.since
         for rank, peer in sorted(self._peers.items()):
             peer_state = peer.status.get("state")
-            if peer_state in ("finished", "exited") and (waiting or self.failure_seen):
-                return self._verdict_text(f"rank {rank} left while the others still need it")
+            if peer_state in ("finished", "exited"):
+                # A rank that left is a fault only for a rank that still needs it: one in a
+                # sync the leaver never reached, or blocked in a collective for a while.
+                behind = state == "sync" and int(peer.status.get("sync", 0)) < my_sync
+                stuck = state in ("backward", "advance") and blocked_for > 1.0 + self.heartbeat
+                if behind or stuck or self.failure_seen:
+                    return self._verdict_text(
+                        f"rank {rank} {_describe_state(peer.status, 0.0)}, and rank {self.rank} "
+                        f"is still in {_state_phrase(self._my_status())}"
+                    )
             if peer_state not in ("finished", "exited") and now - peer.changed_at > stale_after:
                 return self._verdict_text(
                     f"rank {rank} stopped heartbeating {now - peer.changed_at:.1f} s ago "
