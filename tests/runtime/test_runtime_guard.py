@@ -56,6 +56,12 @@ def test_perturbed_rank_adopts_every_field_of_rank_0(
     for rank, result in enumerate(results):
         assert result["perturbed"]["after"] == source["after"], f"rank {rank}"
     assert source["after"]["alpha_steps_done"] == 1
+    # The repair is one log line on the repaired rank only, and counted.
+    assert results[0]["perturbed"]["repairs"] == 0 and results[0]["perturbed"]["log"] == []
+    assert perturbed["repairs"] == 1
+    (line,) = perturbed["log"]
+    assert line.startswith("esper_runtime: rank 1 repaired slot 'slots[0]' at sync #1")
+    assert f"alpha {perturbed['before']['state.alpha']!r} -> " in line
     # set_alpha() dropped the stale cached tensor: forward now uses the adopted alpha.
     assert perturbed["cached_alpha"] == pytest.approx(source["after"]["state.alpha"])
 
