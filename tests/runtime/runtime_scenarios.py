@@ -370,6 +370,9 @@ def raise_before_sync(rank: int, faulty: int) -> dict[str, Any]:
         _record_error(result, error)
     except ValueError as error:
         result["error"] = error  # the injected fault itself, not a detection
+        # The handler gives the guard up: without it, this live rank would get the peers'
+        # verdict at its next Python boundary (in the next scenario of this launch).
+        guard.unwrap()
     return result
 
 

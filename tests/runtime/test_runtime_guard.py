@@ -61,7 +61,7 @@ def test_perturbed_rank_adopts_every_field_of_rank_0(
     assert perturbed["repairs"] == 1
     (line,) = perturbed["log"]
     assert line.startswith("esper_runtime: rank 1 repaired slot 'slots[0]' at sync #1")
-    assert f"alpha {perturbed['before']['state.alpha']!r} -> " in line
+    assert f" -> {source['after']['state.alpha']!r})" in line  # rank 0's alpha, logged
     # set_alpha() dropped the stale cached tensor: forward now uses the adopted alpha.
     assert perturbed["cached_alpha"] == pytest.approx(source["after"]["state.alpha"])
 
