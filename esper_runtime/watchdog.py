@@ -295,14 +295,18 @@ class Watchdog:
                 winner = self._store.compare_set(self._key("verdict"), "", payload).decode()
         except RuntimeError:
             winner = payload  # no store: at least this rank raises it
-        return self._accept(winner)
+        return self._accept(winner, written_here=winner == payload)
 
-    def _accept(self, payload: str) -> DesyncError:
+    def _accept(self, payload: str, written_here: bool = False) -> DesyncError:
         if self.error is None:
             header, _, message = payload.partition("\n")
             kind, _, rest = header.partition("|")
             missing, _, call = rest.partition("|")
-            here = self._where_this_rank_is()
+            here = (
+                f"(rank {self.rank} detected this and wrote the verdict)"
+                if written_here
+                else self._where_this_rank_is()
+            )
             text = f"{message}\n{here}"
             ranks = tuple(int(r) for r in missing.split(",") if r.strip().isdigit())
             self.error = (

@@ -74,7 +74,11 @@ def _assert_message(fault: str, error: DesyncError, rank: int) -> None:
         assert "wrapped different slots" in text
         return
     # The verdict names where every rank is, and this rank says what it was doing.
-    assert "rank  state" in text and f"(rank {rank} got this verdict while" in text
+    assert "Where each rank is:" in text and "rank  state" in text
+    assert (
+        f"(rank {rank} got this verdict while" in text
+        or f"(rank {rank} detected this and wrote the verdict)" in text
+    )
     if fault == "uneven loaders":
         assert isinstance(error, DesyncTimeout)
         assert f"rank {FAULTY} " in text and "backward (step #" in text
