@@ -117,6 +117,40 @@ def healthy_job(rank: int, world_size: int, epochs: int, with_ddp: bool) -> dict
     }
     if with_ddp:
         result["module"] = module_round_trip_and_ddp(rank)
+    result["rearm"] = rearm_after_init(rank, world_size)  # last: it re-creates the group
+    return result
+
+
+def rearm_after_init(rank: int, world_size: int) -> dict[str, Any]:
+    """wrap_slots before init_process_group warns, then arms at the first call after init."""
+    import warnings
+
+    from torch.distributed import PrefixStore
+
+    store = dist.distributed_c10d._get_default_store()
+    dist.destroy_process_group()
+    slots = make_slots(10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        guard = wrap_slots(slots, timeout=30)
+    active_before = guard.active
+    slots[0].step_epoch()  # no group yet: a plain tick, nothing to arm
+    dist.init_process_group(
+        "gloo", store=PrefixStore("rearm/", store), rank=rank, world_size=world_size
+    )
+    if rank == 0:
+        slots[1].set_alpha(0.75)  # diverged: the first sync after arming repairs it
+    for slot in slots:  # the first guarded call arms the guard (the wrap meeting)
+        slot.step_epoch()
+    guard.flush()
+    result = {
+        "warnings": [str(w.message) for w in caught],
+        "active_before": active_before,
+        "active_after": guard.active,
+        "syncs": guard.stats["syncs"],
+        "states": all_states(slots),
+    }
+    guard.unwrap()
     return result
 
 

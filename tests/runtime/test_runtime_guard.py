@@ -121,3 +121,17 @@ def test_empty_slots_and_empty_guards(healthy: tuple[int, list[dict[str, Any]]])
     _, results = healthy
     for result in results:
         assert result["empty"] == {"empty_state": None, "seeded_alpha": 0.5}
+
+
+@pytest.mark.timeout(180)
+def test_a_guard_wrapped_before_init_process_group_arms_itself(
+    healthy: tuple[int, list[dict[str, Any]]],
+) -> None:
+    _, results = healthy
+    for rank, result in enumerate(results):
+        rearm = result["rearm"]
+        assert any("before torch.distributed.init_process_group" in w for w in rearm["warnings"])
+        assert not rearm["active_before"] and rearm["active_after"], rank
+        assert rearm["syncs"] == 1, rank  # the three coalesced ticks, synced once
+    # Armed and synced: every rank holds rank 0's state (its diverged alpha included).
+    assert all(r["rearm"]["states"] == results[0]["rearm"]["states"] for r in results)
