@@ -396,6 +396,7 @@ class Watchdog:
     def _verdict_text(self, headline: str) -> str:
         return (
             f"esper_runtime: desync verdict from rank {self.rank}: {headline}.\n"
+            + "Where each rank is:\n"
             + self.status_table()
         )
 
