@@ -26,6 +26,7 @@ hook's annotations against the real ``GradBucket`` and ``Future[Tensor]`` object
 import hashlib
 import logging
 import math
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -66,7 +67,7 @@ class _Reduction:
     """One checked backward: the values appended, and the reduced ones once they are back."""
 
     number: int
-    fingerprint: torch.Tensor
+    fingerprint: Callable[[], torch.Tensor]
     reduced: torch.Tensor | None = None
 
 
@@ -102,13 +103,12 @@ class SlotCheckHook:
         if not bucket.is_last() or not self.guard.active:
             return self.inner_hook(self.inner_state, bucket)
         self._backwards += 1
-        fingerprint = slot_fingerprint(self.guard)
         buffer = bucket.buffer()
         size = buffer.numel()
-        tail = self._tail(fingerprint, buffer.dtype, buffer.device)
+        tail, as_tensor = self.check_values(buffer.dtype, buffer.device)
         extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
         future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
-        reduction = _Reduction(self._backwards, fingerprint)
+        reduction = _Reduction(self._backwards, as_tensor)
 
         def strip(done: Future[torch.Tensor]) -> torch.Tensor:
             result = done.value()
@@ -127,8 +127,15 @@ class SlotCheckHook:
             return stripped.then(lambda done: self._verdict_in_callback(done, reduction))
         return stripped
 
-    def _tail(self, fingerprint: torch.Tensor, dtype: torch.dtype, device: Any) -> torch.Tensor:
-        digest = hashlib.blake2b(fingerprint.numpy().tobytes(), digest_size=8).digest()
+    def check_values(
+        self, dtype: torch.dtype, device: Any
+    ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+        """The ``CHECK_VALUES`` this rank appends now, and its fingerprint as a tensor (lazily)."""
+        fingerprint, as_tensor = _fingerprint_bytes(self.guard)
+        return self._tail(fingerprint, dtype, device), as_tensor
+
+    def _tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
+        digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
         key = (digest, dtype, torch.device(device))
         cached = self._tail_cache.get(key)
         if cached is None:
@@ -192,7 +199,11 @@ class SlotCheckHook:
     def _gather_rows(self, reduction: _Reduction) -> list[dict[str, Any]] | None:
         """Every rank's readable slot state. Every rank calls it: they all saw the mismatch."""
         rows: list[object] = [None] * self.world_size
-        mine = {"rank": self.rank, **slot_report(self.guard), "raw": reduction.fingerprint.tolist()}
+        mine = {
+            "rank": self.rank,
+            **slot_report(self.guard),
+            "raw": reduction.fingerprint().tolist(),
+        }
         try:
             dist.all_gather_object(rows, mine, group=self.process_group)
         except Exception as error:  # noqa: BLE001 - the message is still worth raising
@@ -334,13 +345,32 @@ def slot_fingerprint(guard: SlotGuard) -> torch.Tensor:
         fingerprint = own()
         if isinstance(fingerprint, torch.Tensor):
             return fingerprint.detach().to("cpu", torch.float64).contiguous()
+    return torch.tensor(_fallback_values(guard), dtype=torch.float64)
+
+
+def _fingerprint_bytes(guard: SlotGuard) -> tuple[bytes, Callable[[], torch.Tensor]]:
+    """The bytes the hook hashes at every backward, and how to get them as a tensor later.
+
+    The fallback skips building a tensor: this runs once per backward, on the critical path.
+    """
+    own = getattr(guard, "fingerprint", None)
+    if callable(own):
+        tensor = slot_fingerprint(guard)
+        return tensor.numpy().tobytes(), lambda: tensor
+    values = _fallback_values(guard)
+    return struct.pack(f"<{len(values)}d", *values), lambda: torch.tensor(
+        values, dtype=torch.float64
+    )
+
+
+def _fallback_values(guard: SlotGuard) -> list[float]:
     adapter = _adapter_of(guard)
     values: list[float] = []
     for slot in guard.slots:
         stage = adapter.stage(slot)
         values.append(-1.0 if stage is None else float(stage))
-        values.extend(float(v) for v in adapter.read_state(slot))
-    return torch.tensor(values, dtype=torch.float64)
+        values.extend(adapter.read_state(slot))
+    return values
 
 
 def _field_names(adapter: SlotAdapter) -> list[str]:
