@@ -27,6 +27,7 @@ import hashlib
 import logging
 import math
 import struct
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -42,7 +43,7 @@ from .adapters import CONTROLLER_FIELDS, SeedSlotAdapter, SlotAdapter
 from .errors import DesyncError
 from .guard import SlotGuard
 
-__all__ = ["CHECK_VALUES", "CommHook", "SlotCheckHook", "install_comm_hook"]
+__all__ = ["CHECK_VALUES", "CommHook", "SlotCheckHook", "comm_check", "install_comm_hook"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -324,7 +325,16 @@ def install_comm_hook(
     )
     if guard.active:
         ddp_model.register_comm_hook(check, esper_slot_check_hook)
+        _checks[guard] = check
     return check
+
+
+_checks: weakref.WeakKeyDictionary[SlotGuard, SlotCheckHook] = weakref.WeakKeyDictionary()
+
+
+def comm_check(guard: SlotGuard) -> SlotCheckHook | None:
+    """The hook state that the last active ``install_comm_hook`` for ``guard`` registered."""
+    return _checks.get(guard)
 
 
 # ---------------------------------------------------------------------- fingerprints and tables
