@@ -1,8 +1,8 @@
 """A DDP communication hook that checks the slots' state at every backward, at no extra collective.
 
 ``install_comm_hook(ddp_model, guard)`` registers a hook that appends a few check values to one
-gradient bucket per backward (the last one DDP all-reduces), lets the all-reduce DDP makes
-anyway carry them, and strips them before DDP copies the averaged gradients back. From the
+gradient bucket per backward (the last one DDP all-reduces) and lets the all-reduce DDP makes
+anyway carry them; DDP reads the averaged gradients at their offsets and never sees them. From the
 reduced check values every rank sees, at the same backward, whether all ranks agree on the
 wrapped slots' fingerprint (alphas, controller fields, stages, call counters). When they do not,
 every rank raises :class:`~esper_runtime.errors.DesyncError` at the end of that backward.
@@ -65,11 +65,11 @@ _INCOMPATIBLE_HOOKS = {
 
 @dataclass
 class _Reduction:
-    """One checked backward: the values appended, and the reduced ones once they are back."""
+    """One checked backward: its number, this rank's fingerprint, where the check values are."""
 
     number: int
     fingerprint: Callable[[], torch.Tensor]
-    reduced: torch.Tensor | None = None
+    size: int  # of the real buffer: the check values follow it
 
 
 @dataclass
@@ -105,28 +105,23 @@ class SlotCheckHook:
             return self.inner_hook(self.inner_state, bucket)
         self._backwards += 1
         buffer = bucket.buffer()
-        size = buffer.numel()
         tail, as_tensor = self.check_values(buffer.dtype, buffer.device)
         extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
         future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
-        reduction = _Reduction(self._backwards, as_tensor)
-
-        def strip(done: Future[torch.Tensor]) -> torch.Tensor:
-            result = done.value()
-            reduction.reduced = result[size:]
-            return result[:size]
-
-        stripped = future.then(strip)
+        reduction = _Reduction(self._backwards, as_tensor, buffer.numel())
+        # DDP takes the result as is: it reads each gradient as a view at its offset, so the
+        # check values after the last gradient need no stripping (and no Python callback on
+        # the communication thread).
         try:
             torch.autograd.Variable._execution_engine.queue_callback(
-                lambda: self._queue_verdict(stripped, reduction)
+                lambda: self._queue_verdict(future, reduction)
             )
         except RuntimeError:
             # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
             # hook): decide when the values arrive; a mismatch then fails DDP's wait with our
             # message as a RuntimeError.
-            return stripped.then(lambda done: self._verdict_in_callback(done, reduction))
-        return stripped
+            return future.then(lambda done: self._verdict_in_callback(done, reduction))
+        return future
 
     def check_values(
         self, dtype: torch.dtype, device: Any
@@ -151,36 +146,35 @@ class SlotCheckHook:
 
     # ------------------------------------------------------------------ the verdict
 
-    def _queue_verdict(self, stripped: Future[torch.Tensor], reduction: _Reduction) -> None:
+    def _queue_verdict(self, future: Future[torch.Tensor], reduction: _Reduction) -> None:
         # This runs before DDP's own end-of-backward callback (queued after the last bucket's
         # hook); raising here would leave DDP's reducer half-finalised. Queue the verdict
         # behind it instead: final callbacks may queue more final callbacks.
         torch.autograd.Variable._execution_engine.queue_callback(
-            lambda: self._verdict(stripped, reduction)
+            lambda: self._verdict(future, reduction)
         )
 
-    def _verdict(self, stripped: Future[torch.Tensor], reduction: _Reduction) -> None:
-        stripped.wait()
-        agreed = self._agreement(reduction)
-        if agreed is None or agreed:
-            return
-        raise self._desync(reduction, self._gather_rows(reduction))
+    def _verdict(self, future: Future[torch.Tensor], reduction: _Reduction) -> None:
+        if self._agreement(reduction, future.wait()) is False:
+            raise self._desync(reduction, self._gather_rows(reduction))
 
     def _verdict_in_callback(
         self, done: Future[torch.Tensor], reduction: _Reduction
     ) -> torch.Tensor:
         result = done.value()
-        if self._agreement(reduction) is False:
+        if self._agreement(reduction, result) is False:
             raise self._desync(reduction, None)
         return result
 
-    def _agreement(self, reduction: _Reduction) -> bool | None:
-        """True/False: all ranks agree or not; None: the values were not reduced over every rank."""
-        assert reduction.reduced is not None
-        values = reduction.reduced.to(torch.float64)
-        everyone, rank0 = float(values[0]), float(values[1])
-        contributors = everyone / rank0 if rank0 != 0 and math.isfinite(everyone) else math.nan
-        if not abs(contributors - self.world_size) < 0.5:
+    def _agreement(self, reduction: _Reduction, result: torch.Tensor) -> bool | None:
+        """True/False: all ranks agree or not; None: the values were not reduced over every rank.
+
+        Plain Python on 66 floats: cheaper than a dozen tiny tensor operations.
+        """
+        values: list[float] = result[reduction.size :].tolist()
+        everyone, rank0 = values[0], values[1]
+        reduced = len(values) == CHECK_VALUES and rank0 != 0 and all(map(math.isfinite, values))
+        if not (reduced and abs(everyone / rank0 - self.world_size) < 0.5):
             self.skipped += 1
             if self.skipped == 1:
                 _LOG.warning(
@@ -193,9 +187,8 @@ class SlotCheckHook:
                 )
             return None
         self.checks += 1
-        ratios = values[2:] / everyone
-        distance = (ratios - ratios.round()).abs().max().item()
-        return bool(distance < 0.5 / self.world_size)
+        tolerance = 0.5 / self.world_size
+        return all(abs(r - round(r)) < tolerance for r in (v / everyone for v in values[2:]))
 
     def _gather_rows(self, reduction: _Reduction) -> list[dict[str, Any]] | None:
         """Every rank's readable slot state. Every rank calls it: they all saw the mismatch."""
@@ -290,8 +283,8 @@ def install_comm_hook(
     register it yourself, pass it here and it is wrapped (default: the stock
     ``allreduce_hook`` on the model's process group). The wrapped hook must all-reduce
     ``bucket.buffer()`` elementwise (allreduce, fp16/bf16 compression, scaling hooks do);
-    PowerSGD is refused. Call it on every rank. With an inactive guard (no process group, one
-    rank) nothing is registered and the returned hook never checks.
+    PowerSGD is refused. Call it on every rank. While the guard is inactive (one rank, or after
+    ``unwrap()``) the hook only runs the wrapped hook.
     """
     if not isinstance(ddp_model, DistributedDataParallel):
         raise TypeError(
@@ -323,9 +316,10 @@ def install_comm_hook(
         inner_hook=inner,
         inner_state=state if hook is not None else process_group,
     )
-    if guard.active:
-        ddp_model.register_comm_hook(check, esper_slot_check_hook)
-        _checks[guard] = check
+    # Registered even for an inactive guard, so a wrapped user hook still runs: run() passes
+    # every bucket straight to it while the guard is inactive (or after unwrap()).
+    ddp_model.register_comm_hook(check, esper_slot_check_hook)
+    _checks[guard] = check
     return check
 
 
@@ -333,7 +327,7 @@ _checks: weakref.WeakKeyDictionary[SlotGuard, SlotCheckHook] = weakref.WeakKeyDi
 
 
 def comm_check(guard: SlotGuard) -> SlotCheckHook | None:
-    """The hook state that the last active ``install_comm_hook`` for ``guard`` registered."""
+    """The hook state that the last ``install_comm_hook`` for ``guard`` registered, if any."""
     return _checks.get(guard)
 
 

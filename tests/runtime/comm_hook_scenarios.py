@@ -44,10 +44,10 @@ class SlotModel(nn.Module):
         return result
 
 
-def _ddp(model: nn.Module) -> DistributedDataParallel:
+def _ddp(model: nn.Module, bucket_view: bool = False) -> DistributedDataParallel:
     # 0.5 kB buckets: the model's 561 parameters (2.2 kB) land in several buckets once DDP
     # rebuilds them after the first backward.
-    return DistributedDataParallel(model, bucket_cap_mb=0.0005)
+    return DistributedDataParallel(model, bucket_cap_mb=0.0005, gradient_as_bucket_view=bucket_view)
 
 
 def _batch(rank: int, step: int) -> torch.Tensor:
@@ -84,12 +84,12 @@ def _same(first: list[list[torch.Tensor]], second: list[list[torch.Tensor]]) -> 
     )
 
 
-def _run(rank: int, hook: str, *, install: bool) -> dict[str, Any]:
+def _run(rank: int, hook: str, *, install: bool, bucket_view: bool = False) -> dict[str, Any]:
     """A short training run with or without the slot check, around the named user hook."""
     torch.manual_seed(0)
     model = SlotModel()
     guard = wrap_slots(model, timeout=30)
-    ddp = _ddp(model)
+    ddp = _ddp(model, bucket_view)
     calls = {"count": 0}
     user_hook, user_state = _user_hook(hook, calls)
     check = None
@@ -195,6 +195,8 @@ def comm_hook_job(rank: int, world_size: int) -> dict[str, Any]:
     return {
         "stock_plain": _run(rank, "stock", install=False),
         "stock_checked": _run(rank, "stock", install=True),
+        "view_plain": _run(rank, "stock", install=False, bucket_view=True),
+        "view_checked": _run(rank, "stock", install=True, bucket_view=True),
         "fp16_plain": _run(rank, "fp16", install=False),
         "fp16_checked": _run(rank, "fp16", install=True),
         "local_checked": _run(rank, "local", install=True),

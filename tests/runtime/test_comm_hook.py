@@ -34,6 +34,9 @@ def test_gradients_are_bitwise_those_of_stock_ddp(ranks: list[dict[str, Any]]) -
         # Every backward was checked, and the guard's epoch ticks moved the alphas meanwhile.
         assert checked["checks"] == scenarios.STEPS and checked["skipped"] == 0
         assert plain["alphas"] == checked["alphas"] and plain["alphas"][0] > 0
+        # Gradients that are views into DDP's buckets come out the same too.
+        assert scenarios.same_grads(result["view_plain"], result["view_checked"])
+        assert result["view_checked"]["checks"] == scenarios.STEPS
     # Averaged, not local: both ranks hold the same gradients though their batches differ.
     assert scenarios.same_grads(ranks[0]["stock_checked"], ranks[1]["stock_checked"])
 
