@@ -6,10 +6,12 @@
 Two spawned gloo ranks over loopback (CPU). For each K, two identical models of K chained
 ``ReferenceSlot``s (``features`` wide) are wrapped by their own guard and DDP:
 
-- ``plain``: DDP with its default all-reduce;
-- ``hooked``: the same, plus ``install_comm_hook(ddp, guard)``.
+- ``plain``: DDP with its default all-reduce (C++, no comm hook);
+- ``python hook``: DDP with the stock ``allreduce_hook`` registered as a Python comm hook, the
+  price of any Python hook (and a measure of the noise between two models doing the same work);
+- ``hooked``: DDP plus ``install_comm_hook(ddp, guard)``.
 
-One step is forward, backward (DDP's all-reduce included) and an SGD step. The two models take
+One step is forward, backward (DDP's all-reduce included) and an SGD step. The three models take
 turns step by step, so load from elsewhere on the machine hits both alike. Also timed, alone:
 the hook's own work per backward (``SlotCheckHook.check_values``: read the K slots, hash, look
 up the 66 check values), without any communication.
@@ -31,12 +33,14 @@ import time
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
 from esper_runtime import wrap_slots
 from esper_runtime.comm_hook import SlotCheckHook, install_comm_hook
 from esper_runtime.testing import ReferenceSlot, run_on_ranks
 
+MODES = ("plain", "python hook", "hooked")
 WARMUP = 10
 TARGET = 1.02
 
@@ -62,14 +66,16 @@ def measure(
     generator = torch.Generator().manual_seed(rank)
     for count in slot_counts:
         setups = {}
-        for mode in ("plain", "hooked"):
+        for mode in MODES:
             model = _model(count, features)
             guard = wrap_slots(model, timeout=60)
             ddp = DistributedDataParallel(model)
             if mode == "hooked":
                 install_comm_hook(ddp, guard)
+            elif mode == "python hook":
+                ddp.register_comm_hook(ddp.process_group, allreduce_hook)
             setups[mode] = (ddp, torch.optim.SGD(ddp.parameters(), lr=1e-3), guard)
-        times: dict[str, list[float]] = {"plain": [], "hooked": [], "fingerprint": []}
+        times: dict[str, list[float]] = {mode: [] for mode in (*MODES, "fingerprint")}
         for index in range(WARMUP + steps):
             x = torch.randn(batch, features, generator=generator)
             for mode, (ddp, optimizer, _) in setups.items():
@@ -100,15 +106,17 @@ def _hook_state(ddp: DistributedDataParallel) -> SlotCheckHook:
 
 def format_table(rows: list[tuple[int, dict[str, float]]]) -> str:
     lines = [
-        "| K | plain step (us) | hooked step (us) | hooked / plain "
-        "| hook's own work (us) | own work / plain step |",
-        "|---|---|---|---|---|---|",
+        "| K | plain step (us) | python hook step (us) | hooked step (us) | hooked / plain "
+        "| hooked / python hook | hook's own work (us) | own work / plain step |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for count, timing in rows:
         ratio = timing["hooked"] / timing["plain"]
+        versus_python = timing["hooked"] / timing["python hook"]
         share = timing["fingerprint"] / timing["plain"]
         lines.append(
-            f"| {count} | {timing['plain']:.0f} | {timing['hooked']:.0f} | {ratio:.3f} "
+            f"| {count} | {timing['plain']:.0f} | {timing['python hook']:.0f} "
+            f"| {timing['hooked']:.0f} | {ratio:.3f} | {versus_python:.3f} "
             f"| {timing['fingerprint']:.0f} | {share:.4f} |"
         )
     return "\n".join(lines)
@@ -131,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark failed: {outcomes!r}", file=sys.stderr)
         return 1
     rows = [
-        (count, {m: first[f"{m}|{count}"] for m in ("plain", "hooked", "fingerprint")})
-        for count in args.slots
+        (count, {m: first[f"{m}|{count}"] for m in (*MODES, "fingerprint")}) for count in args.slots
     ]
     print(format_table(rows))
     verdicts = []
