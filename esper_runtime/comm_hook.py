@@ -186,8 +186,11 @@ class SlotCheckHook:
                 )
             return None
         self.checks += 1
+        bits = values[2:]
+        if set(bits) <= {0.0, everyone}:  # exact sums: the stock hook at 2 ranks, say
+            return True
         tolerance = 0.5 / self.world_size
-        return all(abs(r - round(r)) < tolerance for r in (v / everyone for v in values[2:]))
+        return all(abs(r - round(r)) < tolerance for r in (v / everyone for v in bits))
 
     def _gather_rows(self, reduction: _Reduction) -> list[dict[str, Any]] | None:
         """Every rank's readable slot state. Every rank calls it: they all saw the mismatch."""
