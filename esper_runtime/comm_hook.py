@@ -1,9 +1,10 @@
 """A DDP communication hook that checks the slots' state at every backward, at no extra collective.
 
 ``install_comm_hook(ddp_model, guard)`` registers a hook that appends a few check values to one
-gradient bucket per backward (the last one DDP all-reduces) and lets the all-reduce DDP makes
-anyway carry them; DDP reads the averaged gradients at their offsets and never sees them. From the
-reduced check values every rank sees, at the same backward, whether all ranks agree on the
+gradient bucket per backward (bucket 0, the first DDP all-reduces and, with DDP's default
+bucket sizes, capped at 1 MiB) and lets the all-reduce DDP makes anyway carry them; DDP reads
+the averaged gradients at their offsets and never sees them. From the reduced check values
+every rank sees, at the same backward, whether all ranks agree on the
 wrapped slots' fingerprint (alphas, controller fields, stages, call counters). When they do not,
 every rank raises :class:`~esper_runtime.errors.DesyncError` at the end of that backward.
 
@@ -99,7 +100,9 @@ class SlotCheckHook:
     # ------------------------------------------------------------------ per bucket
 
     def run(self, bucket: GradBucket) -> Future[torch.Tensor]:
-        if not bucket.is_last() or not self.guard.active:
+        # Bucket 0: one per backward, and the small one (DDP caps the first bucket at 1 MiB by
+        # default; the last bucket may hold 25 MiB, and the check values are a copy of it).
+        if bucket.index() != 0 or not self.guard.active:
             return self.inner_hook(self.inner_state, bucket)
         self._backwards += 1
         buffer = bucket.buffer()
@@ -153,7 +156,7 @@ class SlotCheckHook:
             raise error
 
         # This callback was queued before DDP's own end-of-backward callback (which DDP queues
-        # after the last bucket's hook); raising here would leave DDP's reducer half-finalised.
+        # once every bucket is launched); raising here would leave DDP's reducer half-finalised.
         # Raise from a callback queued behind it: final callbacks may queue final callbacks.
         torch.autograd.Variable._execution_engine.queue_callback(fail)
 
