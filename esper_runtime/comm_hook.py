@@ -225,10 +225,10 @@ class SlotCheckHook:
             advice += f" The check at backward #{reduction.number - 1} passed."
 
         message = f"{header}; {body}\n{advice}"
-        fail = getattr(self.guard, "fail", None)
-        if callable(fail):  # the guard records the failure, so later guarded calls refuse
+        raise_desync = getattr(self.guard, "raise_desync", None)
+        if callable(raise_desync):  # the guard records the verdict: later guarded calls refuse
             try:
-                fail(message)
+                raise_desync(message)
             except DesyncError as error:
                 return error
         return DesyncError(message)

@@ -51,7 +51,7 @@ def test_divergence_mid_epoch_is_caught_at_the_next_backward_on_every_rank(
         assert outcome["failed_at_step"] == scenarios.DIVERGE_AT
         message = outcome["message"]
         assert f"at backward #{scenarios.DIVERGE_AT + 1}" in message
-        assert f"seen from rank {rank}" in message
+        assert "seen from rank" in message  # the first verdict written may be another rank's
         # The per-rank table names the slot and both values (the epoch tick at step 1 moved
         # rank 0's alpha to the cosine curve's first point).
         assert "first divergence: slot 'slots.1', state.alpha:" in message

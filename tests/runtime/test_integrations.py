@@ -112,7 +112,7 @@ def _assert_divergence_caught(records: list[dict[str, Any]]) -> None:
         assert error is not None, f"rank {rank} trained on: {record}"
         assert error["type"] == "DesyncError"
         message = error["message"]
-        assert f"seen from rank {rank}" in message
+        assert "seen from rank" in message  # the first verdict written may be another rank's
         assert "first divergence: slot 'slots.0', state.alpha:" in message
         assert "rank 1 has 0.625" in message
         # Rank 1 set the alpha before batch 2 of epoch 1: backward #7 is the one right after.
