@@ -212,7 +212,7 @@ class SlotCheckHook:
 
     def _desync(self, reduction: _Reduction, rows: list[dict[str, Any]] | None) -> DesyncError:
         header = (
-            f"esper_runtime: the wrapped slots' state differs between ranks at backward "
+            f"the wrapped slots' state differs between ranks at backward "
             f"#{reduction.number} (found by the DDP comm hook, seen from rank {self.rank})"
         )
         body = describe_rows(rows) if rows is not None else _describe_local(self.guard)
@@ -224,14 +224,14 @@ class SlotCheckHook:
         if reduction.number > 1:
             advice += f" The check at backward #{reduction.number - 1} passed."
 
-        message = f"{header}; {body}\n{advice}"
+        reason = f"{header}; {body}\n{advice}"
         raise_desync = getattr(self.guard, "raise_desync", None)
         if callable(raise_desync):  # the guard records the verdict: later guarded calls refuse
             try:
-                raise_desync(message)
+                raise_desync(reason)  # it adds its own "esper_runtime: ..." prefix
             except DesyncError as error:
                 return error
-        return DesyncError(message)
+        return DesyncError(f"esper_runtime: {reason}")
 
 
 class _ExtendedBucket:
