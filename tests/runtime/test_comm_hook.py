@@ -1,16 +1,19 @@
 """The DDP comm hook: same gradients as stock DDP, divergence caught at the next backward on every
-rank, composition with a user's hook. Real DDP on two gloo ranks in real processes."""
+rank, composition with a user's hook (real DDP on two gloo ranks in real processes); then the
+decoding of reduced check values and the table, in one process."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import comm_hook_scenarios as scenarios
 import pytest
+import torch
 
-from esper_runtime.testing import run_on_ranks
-
-pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
+from esper_runtime import wrap_slots
+from esper_runtime.comm_hook import CHECK_VALUES, SlotCheckHook, _Reduction, describe_rows
+from esper_runtime.testing import ReferenceSlot, run_on_ranks
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,8 @@ def ranks() -> list[dict[str, Any]]:
     return [r for r in results if isinstance(r, dict)]
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.timeout(180)
 def test_gradients_are_bitwise_those_of_stock_ddp(ranks: list[dict[str, Any]]) -> None:
     for rank, result in enumerate(ranks):
@@ -41,6 +46,8 @@ def test_gradients_are_bitwise_those_of_stock_ddp(ranks: list[dict[str, Any]]) -
     assert scenarios.same_grads(ranks[0]["stock_checked"], ranks[1]["stock_checked"])
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.timeout(180)
 def test_divergence_mid_epoch_is_caught_at_the_next_backward_on_every_rank(
     ranks: list[dict[str, Any]],
@@ -59,6 +66,8 @@ def test_divergence_mid_epoch_is_caught_at_the_next_backward_on_every_rank(
         assert f"The check at backward #{scenarios.DIVERGE_AT} passed" in message
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.timeout(180)
 def test_a_user_hook_is_wrapped_and_still_checks(ranks: list[dict[str, Any]]) -> None:
     for rank, result in enumerate(ranks):
@@ -72,6 +81,8 @@ def test_a_user_hook_is_wrapped_and_still_checks(ranks: list[dict[str, Any]]) ->
         assert "rank 1 has 0.625" in outcome["message"]
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.timeout(180)
 def test_a_hook_that_does_not_communicate_is_skipped_not_misread(
     ranks: list[dict[str, Any]],
@@ -81,6 +92,8 @@ def test_a_hook_that_does_not_communicate_is_skipped_not_misread(
         assert local["checks"] == 0 and local["skipped"] == scenarios.STEPS
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.timeout(180)
 def test_misuse_is_refused_with_a_reason(ranks: list[dict[str, Any]]) -> None:
     for result in ranks:
@@ -90,3 +103,68 @@ def test_misuse_is_refused_with_a_reason(ranks: list[dict[str, Any]]) -> None:
         assert refusals["not_ddp"].startswith("TypeError: install_comm_hook() needs a")
         assert "already has a comm hook (allreduce_hook)" in refusals["second_hook"]
         assert "hook=your_hook" in refusals["second_hook"]
+
+
+# --------------------------------------------------------------------------- decoding, one process
+
+
+def _hook(world_size: int, rank: int = 0) -> SlotCheckHook:
+    guard = wrap_slots([ReferenceSlot(4, "cosine")])  # no process group: an inactive guard
+    return SlotCheckHook(guard, None, world_size, rank, None, None)  # type: ignore[arg-type]
+
+
+def _reduce(tails: list[torch.Tensor], divide: bool) -> torch.Tensor:
+    """What a SUM all-reduce of these ranks' values returns, averaged first like the stock hook."""
+    world = len(tails)
+    parts = [t / world if divide else t for t in tails]
+    return torch.stack(parts).sum(dim=0)
+
+
+def _tails(world_size: int, alphas: list[float]) -> list[torch.Tensor]:
+    tails = []
+    for rank, alpha in enumerate(alphas):
+        hook = _hook(world_size, rank)
+        hook.guard.slots[0].set_alpha(alpha)
+        tails.append(hook.check_values(torch.float32, torch.device("cpu"))[0])
+    return tails
+
+
+@pytest.mark.parametrize("divide", [True, False], ids=["averaged", "summed"])
+def test_three_ranks_that_agree_pass_whatever_the_scaling(divide: bool) -> None:
+    hook = _hook(3)
+    reduced = _reduce(_tails(3, [0.25, 0.25, 0.25]), divide)
+    assert reduced.numel() == CHECK_VALUES
+    assert hook._agreement(_Reduction(1, lambda: torch.zeros(0), 0), reduced) is True
+    assert (hook.checks, hook.skipped) == (1, 0)
+
+
+@pytest.mark.parametrize("divide", [True, False], ids=["averaged", "summed"])
+def test_one_rank_of_three_that_differs_is_a_mismatch(divide: bool) -> None:
+    hook = _hook(3)
+    reduced = _reduce(_tails(3, [0.25, 0.25, 0.5]), divide)
+    assert hook._agreement(_Reduction(1, lambda: torch.zeros(0), 0), reduced) is False
+
+
+def test_values_that_were_not_reduced_are_skipped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hook = _hook(2)
+    local = _tails(2, [0.25])[0]  # what a hook that never communicates hands back
+    with caplog.at_level(logging.WARNING, logger="esper_runtime.comm_hook"):
+        for number in (1, 2):
+            assert hook._agreement(_Reduction(number, lambda: torch.zeros(0), 0), local) is None
+    assert (hook.checks, hook.skipped) == (0, 2)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "did not all-reduce the checked bucket" in warnings[0]
+
+
+def test_the_table_names_the_first_divergence_and_every_differing_field() -> None:
+    rows = [
+        {"rank": r, "slots": {"a": {"stage": "BLENDING", "state.alpha": a}}, "raw": [a]}
+        for r, a in enumerate([0.5, 0.7])
+    ]
+    text = describe_rows(rows)
+    assert text.startswith("first divergence: slot 'a', state.alpha: rank 0 has 0.5, rank 1 has")
+    assert "stage" not in text  # equal fields are left out
+    same = [{**row, "slots": rows[0]["slots"]} for row in rows]
+    assert "the guard's own fingerprint (call counters)" in describe_rows(same)
