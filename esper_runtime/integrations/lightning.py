@@ -43,7 +43,8 @@ class EsperSlotsCallback(Callback):
     ``timeout``, ``src`` and ``adapter`` are passed to ``wrap_slots``. ``comm_hook=False`` skips
     the per-backward check (the epoch-end sync still runs). ``hook``/``hook_state`` are your own
     DDP comm hook, wrapped by esper_runtime's: give them here, not to ``DDPStrategy``, because
-    DDP accepts one hook per model. ``guard`` and ``check`` are set during fit.
+    DDP accepts one hook per model. ``guard`` is set during fit; ``check`` (the hook's state,
+    with its ``checks`` count) from the start of training until the next fit.
     """
 
     def __init__(
@@ -75,10 +76,7 @@ class EsperSlotsCallback(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         model = trainer.strategy.model
         if self.comm_hook and self.guard is not None and isinstance(model, DistributedDataParallel):
-            if self.check is None:
-                self.check = install_comm_hook(
-                    model, self.guard, hook=self.hook, state=self.hook_state
-                )
+            self.check = install_comm_hook(model, self.guard, hook=self.hook, state=self.hook_state)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.guard is not None:
