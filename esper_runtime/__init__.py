@@ -7,9 +7,12 @@ Consecutive wrapped ``slot.step_epoch()`` calls coalesce into one sync. A desync
 :class:`DesyncError`; a rank that never arrives makes the others raise :class:`DesyncTimeout`
 within the timeout instead of hanging. The first rank to know writes a verdict to the store, and
 a watchdog thread on every rank delivers it, also to ranks blocked in DDP's all-reduce.
+``install_comm_hook(ddp, guard)`` also checks the slots at every backward, inside DDP's own
+gradient all-reduce.
 """
 
 from .adapters import SeedSlotAdapter, SlotAdapter
+from .comm_hook import SlotCheckHook, install_comm_hook
 from .errors import DesyncError, DesyncTimeout
 from .guard import EsperRuntimeWarning, GuardStats, SlotGuard, wrap_slots
 
@@ -20,6 +23,8 @@ __all__ = [
     "GuardStats",
     "SeedSlotAdapter",
     "SlotAdapter",
+    "SlotCheckHook",
     "SlotGuard",
+    "install_comm_hook",
     "wrap_slots",
 ]
