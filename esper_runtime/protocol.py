@@ -13,6 +13,7 @@ working when the side group is already broken.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -108,6 +109,7 @@ def describe_divergence(
     ranks: Sequence[int],
     slot_names: Sequence[str],
     stage_label: Callable[[int, int], str],
+    call_sites: dict[int, str] | None = None,
 ) -> str | None:
     """Explain the first difference between the ranks' fingerprints, or None if they agree.
 
@@ -120,16 +122,35 @@ def describe_divergence(
     pairs = list(zip(ranks, rows, strict=True))
     parts = []
     calls = {(row.kind, row.trigger) for row in rows}
+    sites = call_sites or {}
+    slot_index: int | None = None
     if len(calls) > 1:
         doing = ", ".join(
-            f"rank {r} is in {call_label(row.kind, row.trigger, slot_names)}" for r, row in pairs
+            f"rank {r} is in {sites.get(r) or call_label(row.kind, row.trigger, slot_names)}"
+            for r, row in pairs
         )
         parts.append(f"the ranks are in different guarded calls ({doing})")
-    slot_index: int | None = None
+        # Name the slot whose own call started a sync on some rank (an extra or missing call
+        # of that slot), not the first slot whose counts differ: ranks that ticked every slot
+        # differ from it on the other slots too.
+        slot_index = _culprit_slot(rows)
+        if slot_index is not None:
+            reason = _slot_difference([row.slots[slot_index] for row in rows], ranks)
+            name = _slot_name(slot_names, slot_index)
+            starters = [row for row in rows if row.trigger == slot_index]
+            starter_ranks = [r for r, row in pairs if row.trigger == slot_index]
+            started = call_label(starters[0].kind, slot_index, slot_names)
+            parts.append(
+                f"at slot {name!r}: rank(s) {starter_ranks} synced from {started} "
+                "(an extra, early or missing call of that slot)" + (f"; {reason}" if reason else "")
+            )
+    culprit = slot_index
     for index in range(min(len(row.slots) for row in rows)):
+        if index == culprit:
+            continue
         reason = _slot_difference([row.slots[index] for row in rows], ranks)
         if reason is not None:
-            slot_index = index
+            slot_index = index if culprit is None else culprit
             parts.append(f"at slot {_slot_name(slot_names, index)!r}: {reason}")
             break
     if not parts:
@@ -149,6 +170,7 @@ def describe_mismatch(
     ranks: Sequence[int],
     slot_names: Sequence[str],
     stage_label: Callable[[int, int], str],
+    call_sites: dict[int, str] | None = None,
 ) -> str | None:
     """Like :func:`describe_divergence` on raw fingerprints: None only when they are identical.
 
@@ -158,7 +180,7 @@ def describe_mismatch(
     if all(torch.equal(row, rows[0]) for row in rows):
         return None
     divergence = describe_divergence(
-        [decode_fingerprint(row) for row in rows], ranks, slot_names, stage_label
+        [decode_fingerprint(row) for row in rows], ranks, slot_names, stage_label, call_sites
     )
     if divergence is not None:
         return divergence
@@ -168,6 +190,15 @@ def describe_mismatch(
         "stage or slot (a foreign or corrupt fingerprint; is every rank running the same "
         f"esper_runtime version?)\n{raw}"
     )
+
+
+def _culprit_slot(rows: Sequence[DecodedFingerprint]) -> int | None:
+    triggers = {row.trigger for row in rows if row.trigger >= 0}
+    shortest = min(len(row.slots) for row in rows)
+    for trigger in sorted(triggers):
+        if trigger < shortest:
+            return trigger
+    return None
 
 
 def _slot_name(slot_names: Sequence[str], index: int) -> str:
@@ -236,6 +267,9 @@ class SideChannel:
         self.timeout = timeout
         self._store = store
         self._key_prefix = key_prefix
+        self._last_failure: tuple[int, str, RuntimeError, float] | None = None
+        # Set by the guard: what the watchdog knows of a rank ("finished after sync #3", ...).
+        self.describe_rank: Callable[[int], str | None] | None = None
 
     def all_gather(self, tensor: torch.Tensor, sync: int, call: str) -> list[torch.Tensor]:
         """Gather ``tensor`` from every rank for guarded sync number ``sync``."""
@@ -253,7 +287,14 @@ class SideChannel:
         try:
             collective()
         except RuntimeError as error:  # DistBackendError and gloo errors are RuntimeErrors
-            raise self._timeout_error(sync, call, error, time.monotonic() - started) from error
+            self._last_failure = (sync, call, error, time.monotonic() - started)
+            raise self._timeout_error(*self._last_failure) from error
+
+    def rebuild_timeout(self, fallback: DesyncTimeout) -> DesyncTimeout:
+        """The last failure's message again, with what is known of the ranks now."""
+        if self._last_failure is None:
+            return fallback
+        return self._timeout_error(*self._last_failure)
 
     def _mark(self, sync: int, call: str) -> None:
         # One store write per sync: the progress marker that names absent ranks on failure.
@@ -266,6 +307,25 @@ class SideChannel:
 
     def _marker_key(self, rank: int) -> str:
         return f"{self._key_prefix}/at/{rank}"
+
+    @property
+    def key_prefix(self) -> str:
+        return self._key_prefix
+
+    def watchdog_store(self) -> Store | None:
+        """A second connection to the store for the watchdog thread (no lock contention)."""
+        if self._store is None:
+            return None
+        try:
+            clone: Store = self._store.clone()  # type: ignore[attr-defined]
+        except (RuntimeError, AttributeError):  # a store without clone(): share this one
+            return self._store
+        return clone
+
+    def call_sites(self) -> dict[int, str]:
+        """Each rank's last guarded call with the user's file:line, from the store markers."""
+        seen = self._last_seen() or {}
+        return {rank: call for rank, (_, call) in seen.items()}
 
     def close(self) -> None:
         """Destroy the side group; local and quick, even when the group is broken."""
@@ -290,6 +350,14 @@ class SideChannel:
             return None
         return seen
 
+    def _known_state(self, rank: int) -> str | None:
+        if self.describe_rank is None:
+            return None
+        try:
+            return self.describe_rank(rank)
+        except Exception:  # noqa: BLE001 - a description must never mask the timeout itself
+            return None
+
     def _timeout_error(
         self, sync: int, call: str, error: RuntimeError, waited: float
     ) -> DesyncTimeout:
@@ -304,11 +372,21 @@ class SideChannel:
             where = "the ranks that did not arrive could not be determined (store unreachable)"
         else:
             missing = tuple(r for r, (n, _) in sorted(seen.items()) if n < sync)
-            if missing:
-                last = "; ".join(f"rank {r} last reached {seen[r][1]}" for r in missing)
-                where = f"rank(s) {list(missing)} did not arrive: {last}"
-            else:
-                where = "every rank reached this sync, so a peer failed inside it"
+            known = {r: self._known_state(r) for r in missing}
+            left = [r for r in missing if (known[r] or "").startswith(("finished", "exited"))]
+            absent = [r for r in missing if r not in left]
+            parts = []
+            if absent:
+                last = "; ".join(
+                    f"rank {r} last reached {seen[r][1]}"
+                    + (f", and is now {known[r]}" if known[r] else "")
+                    for r in absent
+                )
+                parts.append(f"rank(s) {absent} did not arrive: {last}")
+            if left:
+                notes = "; ".join(f"rank {r} {known[r]} (last call: {seen[r][1]})" for r in left)
+                parts.append(f"rank(s) {left} will not come: {notes}")
+            where = "; ".join(parts) or "every rank reached this sync, so a peer failed inside it"
         message = (
             f"esper_runtime: rank {self.rank} waited {waited:.1f} s on {call} "
             f"and gave up: {what}; {where}. "
@@ -336,7 +414,12 @@ class WrapRequest:
     timeout: float
 
 
-def open_side_channel(ranks: Sequence[int], request: WrapRequest, subgroup: bool) -> SideChannel:
+def open_side_channel(
+    ranks: Sequence[int],
+    request: WrapRequest,
+    subgroup: bool,
+    names: Sequence[str] = (),
+) -> SideChannel:
     """Agree with every rank that it is wrapping the same slots, then create the side group.
 
     ``new_group`` is a collective that every rank must call in the same order; a rank that never
@@ -354,7 +437,7 @@ def open_side_channel(ranks: Sequence[int], request: WrapRequest, subgroup: bool
     prefix = f"esper_runtime/attempt{attempt}/{ranks_tag:x}/wrap{count}"
     store = _default_store()
     if store is not None:
-        _meet_in_store(store, prefix, ranks, request)
+        _meet_in_store(store, prefix, ranks, request, names)
     try:
         group = dist.new_group(
             ranks=None if not subgroup else list(ranks),
@@ -389,12 +472,19 @@ def _default_store() -> Store | None:
     return store
 
 
-def _meet_in_store(store: Store, prefix: str, ranks: tuple[int, ...], request: WrapRequest) -> None:
+def _meet_in_store(
+    store: Store,
+    prefix: str,
+    ranks: tuple[int, ...],
+    request: WrapRequest,
+    names: Sequence[str] = (),
+) -> None:
     rank = dist.get_rank()
     payload = f"{request.slot_count}:{request.name_hash}:{request.src}"
     keys = [f"{prefix}/arrive/{r}" for r in ranks]
     started = time.monotonic()
     try:
+        store.set(f"{prefix}/names/{rank}", json.dumps(list(names)))
         store.set(f"{prefix}/arrive/{rank}", payload)
         store.wait(keys, timedelta(seconds=request.timeout))
     except RuntimeError as error:
@@ -417,7 +507,58 @@ def _meet_in_store(store: Store, prefix: str, ranks: tuple[int, ...], request: W
             call="wrap_slots",
         ) from error
     if len(set(payloads.values())) > 1:
-        raise DesyncError(_wrap_mismatch_message(rank, payloads))
+        explanation = explain_names(_read_names(store, prefix, ranks))
+        raise DesyncError(_wrap_mismatch_message(rank, payloads) + explanation)
+
+
+def _read_names(store: Store, prefix: str, ranks: tuple[int, ...]) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    try:
+        for r in ranks:
+            key = f"{prefix}/names/{r}"
+            if store.check([key]):
+                names[r] = [str(n) for n in json.loads(store.get(key).decode())]
+    except (RuntimeError, ValueError):
+        pass
+    return names
+
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _strip_wrappers(name: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if name.startswith(prefix):
+                name, stripped = name[len(prefix) :], True
+    return name
+
+
+def explain_names(names: dict[int, list[str]]) -> str:
+    """Plain words for why the ranks' slot names differ (wrapper prefixes, other objects)."""
+    if len(names) < 2 or len({tuple(v) for v in names.values()}) == 1:
+        return ""
+    bare = {r: [_strip_wrappers(n) for n in v] for r, v in names.items()}
+    shown = "; ".join(f"rank {r}: {_preview(v)}" for r, v in sorted(names.items()))
+    if len({tuple(v) for v in bare.values()}) == 1:
+        return (
+            "\nThe slot names differ only by wrapper prefixes ('module.' from "
+            "DistributedDataParallel, '_orig_mod.' from torch.compile): some ranks wrapped the "
+            "DDP-wrapped or compiled model and others the bare one. Pass the same object to "
+            f"wrap_slots() on every rank (e.g. always the bare model). Names: {shown}"
+        )
+    return (
+        "\nThe ranks wrapped different objects (different slots or module paths); every rank "
+        f"must wrap the same model. Names: {shown}"
+    )
+
+
+def _preview(names: list[str], limit: int = 4) -> str:
+    head = ", ".join(repr(n) for n in names[:limit])
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return f"[{head}{more}]"
 
 
 def _absent_ranks(store: Store, ranks: tuple[int, ...], keys: list[str]) -> list[int] | None:
@@ -450,4 +591,9 @@ def _handshake(channel: SideChannel, request: WrapRequest) -> None:
             r: f"{int(row[2])}:{int(row[3])}:{int(row[4])}"
             for r, row in zip(channel.global_ranks, rows, strict=True)
         }
-        raise DesyncError(_wrap_mismatch_message(channel.rank, payloads))
+        names = (
+            {}
+            if channel._store is None
+            else _read_names(channel._store, channel.key_prefix, channel.global_ranks)
+        )
+        raise DesyncError(_wrap_mismatch_message(channel.rank, payloads) + explain_names(names))

@@ -305,6 +305,11 @@ def _rank_main(
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
         exc.__dict__.setdefault("remote_traceback", "".join(lines))
         outcome = exc
+    # Tell the guard's peers how this rank leaves, as the atexit/excepthook handlers would
+    # in a real process (os._exit below skips them).
+    from .watchdog import note_exit
+
+    note_exit(outcome if isinstance(outcome, BaseException) else None)
     _write_result(result_path, outcome)
     if not isinstance(outcome, BaseException):
         # A rank that finished normally stays up until every rank is done, so that its exit

@@ -7,6 +7,7 @@ runs several scenarios to keep the number of process launches (a torch import ea
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 import signal
@@ -116,6 +117,40 @@ def healthy_job(rank: int, world_size: int, epochs: int, with_ddp: bool) -> dict
     }
     if with_ddp:
         result["module"] = module_round_trip_and_ddp(rank)
+    result["rearm"] = rearm_after_init(rank, world_size)  # last: it re-creates the group
+    return result
+
+
+def rearm_after_init(rank: int, world_size: int) -> dict[str, Any]:
+    """wrap_slots before init_process_group warns, then arms at the first call after init."""
+    import warnings
+
+    from torch.distributed import PrefixStore
+
+    store = dist.distributed_c10d._get_default_store()
+    dist.destroy_process_group()
+    slots = make_slots(10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        guard = wrap_slots(slots, timeout=30)
+    active_before = guard.active
+    slots[0].step_epoch()  # no group yet: a plain tick, nothing to arm
+    dist.init_process_group(
+        "gloo", store=PrefixStore("rearm/", store), rank=rank, world_size=world_size
+    )
+    if rank == 0:
+        slots[1].set_alpha(0.75)  # diverged: the first sync after arming repairs it
+    for slot in slots:  # the first guarded call arms the guard (the wrap meeting)
+        slot.step_epoch()
+    guard.flush()
+    result = {
+        "warnings": [str(w.message) for w in caught],
+        "active_before": active_before,
+        "active_after": guard.active,
+        "syncs": guard.stats["syncs"],
+        "states": all_states(slots),
+    }
+    guard.unwrap()
     return result
 
 
@@ -151,11 +186,32 @@ def perturbed_first_sync(rank: int) -> dict[str, Any]:
         slot(probe)  # fills the cached alpha tensor with the perturbed alpha
     before = controller_state(slot)
     guard = wrap_slots([slot], timeout=30)
-    guard.step_epoch()
+    lines = _LogLines()
+    logging.getLogger("esper_runtime").addHandler(lines)
+    try:
+        guard.step_epoch()
+    finally:
+        logging.getLogger("esper_runtime").removeHandler(lines)
     after = controller_state(slot)
     cached = float(slot._alpha_tensor(probe))
+    repairs = guard.stats["repairs"]
     guard.unwrap()
-    return {"before": before, "after": after, "cached_alpha": cached}
+    return {
+        "before": before,
+        "after": after,
+        "cached_alpha": cached,
+        "repairs": repairs,
+        "log": lines.messages,
+    }
+
+
+class _LogLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def empty_slots_and_no_slots() -> dict[str, Any]:
@@ -188,7 +244,8 @@ def subgroup_of_last_two(rank: int, world_size: int) -> dict[str, Any] | None:
     if rank not in members:
         return None
     slot = ReferenceSlot(6, "cosine", alpha_target=0.1 * (rank + 1))
-    guard = wrap_slots([slot], group=group, src=members[1], timeout=30)
+    # noqa below: wrap_slots makes its side group with use_local_synchronization on a subgroup
+    guard = wrap_slots([slot], group=group, src=members[1], timeout=30)  # noqa: ESP004
     guard.step_epoch()  # noqa: ESP003 - only the subgroup's members guard their slots
     state = controller_state(slot)
     guard.unwrap()
@@ -207,8 +264,10 @@ def coalescing_counts(slot_count: int = 16) -> dict[str, int]:
             slot.step_epoch()
     counts["batched"] = len(calls)
     with count_collectives() as calls:
-        for slot in slots:
+        for slot in slots:  # Esper's per-slot tick loop: coalesced, synced at the next flush
             slot.step_epoch()
+        counts["unbatched, before the flush"] = len(calls)
+        guard.flush()
     counts["unbatched"] = len(calls)
     with count_collectives() as calls:
         slots[0].advance_stage()
@@ -346,6 +405,9 @@ def raise_before_sync(rank: int, faulty: int) -> dict[str, Any]:
         _record_error(result, error)
     except ValueError as error:
         result["error"] = error  # the injected fault itself, not a detection
+        # The handler gives the guard up: without it, this live rank would get the peers'
+        # verdict at its next Python boundary (in the next scenario of this launch).
+        guard.unwrap()
     return result
 
 
@@ -355,6 +417,19 @@ def different_slot_counts(rank: int, faulty: int) -> dict[str, Any]:
     result["t_fault"] = time.time()
     try:
         wrap_slots(slots, timeout=FAULT_TIMEOUT)
+    except DesyncError as error:
+        _record_error(result, error)
+    return result
+
+
+def ddp_wrapped_on_one_rank(rank: int, faulty: int) -> dict[str, Any]:
+    """The faulty rank wraps the DDP wrapper, the others the bare model: a names mismatch."""
+    result = _fault_result("DDP-wrapped model on one rank, bare on the others")
+    model = nn.Sequential(nn.Linear(4, 4), ReferenceSlot(4), ReferenceSlot(4))
+    ddp = DistributedDataParallel(model)  # every rank builds it (a collective)
+    result["t_fault"] = time.time()
+    try:
+        wrap_slots(ddp if rank == faulty else model, timeout=FAULT_TIMEOUT)
     except DesyncError as error:
         _record_error(result, error)
     return result
@@ -387,6 +462,7 @@ def fault_matrix_job(rank: int, world_size: int, faulty: int, fault_file: str) -
         missing_advance_stage,
         raise_before_sync,
         different_slot_counts,
+        ddp_wrapped_on_one_rank,
     ):
         results.append(scenario(rank, faulty))
         dist.barrier()  # the default group is unaffected by a broken side group
@@ -407,7 +483,7 @@ def wrap_on_some_ranks_job(rank: int, world_size: int, faulty: int) -> dict[str,
                 slot.step_epoch()  # noqa: ESP001 - the unguarded rank of this fault
         return result
     try:
-        guard = wrap_slots(slots, timeout=FAULT_TIMEOUT)
+        guard = wrap_slots(slots, timeout=FAULT_TIMEOUT)  # noqa: ESP004 - the injected fault
         guard.step_epoch()  # noqa: ESP003 - the injected fault: the faulty rank never wraps
     except DesyncError as error:
         _record_error(result, error)

@@ -21,6 +21,7 @@ CASES = [
     "missing advance_stage on one rank",
     "a rank raising before the sync",
     "different slot counts per rank",
+    "DDP-wrapped model on one rank, bare on the others",
     "a rank killed with SIGKILL mid-epoch",
 ]
 
@@ -99,6 +100,8 @@ def _assert_case_message(case: str, error: DesyncError, faulty: int) -> None:
     if case == "extra step_epoch on one rank":
         assert "first divergence: the ranks are in different guarded calls" in text
         assert f"rank {faulty} is in slots[0].step_epoch()" in text
+        # The slot named first is the one whose extra call started the sync (issue 13).
+        assert f"at slot 'slots[0]': rank(s) [{faulty}] synced from slots[0].step_epoch()" in text
         assert "step_epoch() call counts differ" in text
         assert "rank  sync" in text  # the per-rank table
     elif case == "missing advance_stage on one rank":
@@ -110,6 +113,10 @@ def _assert_case_message(case: str, error: DesyncError, faulty: int) -> None:
         assert f"rank(s) [{faulty}] did not arrive" in text
     elif case == "different slot counts per rank":
         assert "wrapped different slots" in text
+        assert "The ranks wrapped different objects" in text
+    elif case.startswith("DDP-wrapped model"):
+        assert "differ only by wrapper prefixes ('module.' from DistributedDataParallel" in text
+        assert "'module.1'" in text and "'1'" in text
     else:
         assert isinstance(error, DesyncTimeout)
         assert faulty in error.missing_ranks or "closed its connection" in text

@@ -56,6 +56,12 @@ def test_perturbed_rank_adopts_every_field_of_rank_0(
     for rank, result in enumerate(results):
         assert result["perturbed"]["after"] == source["after"], f"rank {rank}"
     assert source["after"]["alpha_steps_done"] == 1
+    # The repair is one log line on the repaired rank only, and counted.
+    assert results[0]["perturbed"]["repairs"] == 0 and results[0]["perturbed"]["log"] == []
+    assert perturbed["repairs"] == 1
+    (line,) = perturbed["log"]
+    assert line.startswith("esper_runtime: rank 1 repaired slot 'slots[0]' at sync #1")
+    assert f" -> {source['after']['state.alpha']!r})" in line  # rank 0's alpha, logged
     # set_alpha() dropped the stale cached tensor: forward now uses the adopted alpha.
     assert perturbed["cached_alpha"] == pytest.approx(source["after"]["state.alpha"])
 
@@ -69,8 +75,9 @@ def test_coalescing_k16_uses_at_most_two_collectives(
         counts = result["collectives"]
         assert counts["guard.step_epoch"] <= 2, (rank, counts)
         assert counts["batched"] <= 2, (rank, counts)
-        # The counter does see guarded collectives: unbatched per-slot calls sync each time.
-        assert counts["unbatched"] == 2 * 16, (rank, counts)
+        # Per-slot calls outside batched() coalesce: nothing until the flush, then one sync.
+        assert counts["unbatched, before the flush"] == 0, (rank, counts)
+        assert counts["unbatched"] == 2, (rank, counts)
         # advance_stage: its pre-check plus the slot's own gate broadcast.
         assert counts["advance_stage"] == 2, (rank, counts)
 
@@ -114,3 +121,17 @@ def test_empty_slots_and_empty_guards(healthy: tuple[int, list[dict[str, Any]]])
     _, results = healthy
     for result in results:
         assert result["empty"] == {"empty_state": None, "seeded_alpha": 0.5}
+
+
+@pytest.mark.timeout(180)
+def test_a_guard_wrapped_before_init_process_group_arms_itself(
+    healthy: tuple[int, list[dict[str, Any]]],
+) -> None:
+    _, results = healthy
+    for rank, result in enumerate(results):
+        rearm = result["rearm"]
+        assert any("before torch.distributed.init_process_group" in w for w in rearm["warnings"])
+        assert not rearm["active_before"] and rearm["active_after"], rank
+        assert rearm["syncs"] == 1, rank  # the three coalesced ticks, synced once
+    # Armed and synced: every rank holds rank 0's state (its diverged alpha included).
+    assert all(r["rearm"]["states"] == results[0]["rearm"]["states"] for r in results)

@@ -9,6 +9,7 @@ import pickle
 import sys
 import tempfile
 import time
+import warnings
 import weakref
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,9 +21,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+import esper_runtime.guard as guard_module
 from esper_runtime import DesyncError, DesyncTimeout, SeedSlotAdapter, SlotAdapter, wrap_slots
 from esper_runtime.adapters import CONTROLLER_FIELDS
-from esper_runtime.guard import SlotGuard, _guard_of, _refuse_foreign_attributes
+from esper_runtime.guard import (
+    EsperRuntimeWarning,
+    SlotGuard,
+    _guard_of,
+    _refuse_foreign_attributes,
+)
 from esper_runtime.protocol import (
     CallKind,
     SideChannel,
@@ -33,6 +40,7 @@ from esper_runtime.protocol import (
     describe_divergence,
     describe_mismatch,
     encode_fingerprint,
+    explain_names,
     names_hash,
 )
 from esper_runtime.testing import AlphaMode, ReferenceSlot, SeedStage
@@ -40,16 +48,23 @@ from esper_runtime.testing import AlphaMode, ReferenceSlot, SeedStage
 # --------------------------------------------------------------------------- no process group
 
 
-def test_without_process_group_the_guard_is_a_transparent_no_op() -> None:
+def test_without_process_group_the_guard_is_a_transparent_no_op(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert not dist.is_initialized()
+    monkeypatch.setattr(guard_module, "_warned_no_group", False)
     slots = [ReferenceSlot(4, "linear"), ReferenceSlot(4, "cosine")]
     plain = [ReferenceSlot(4, "linear"), ReferenceSlot(4, "cosine")]
-    guard = wrap_slots(slots)
+    with pytest.warns(EsperRuntimeWarning, match="before torch.distributed.init_process_group"):
+        guard = wrap_slots(slots)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process, not once per guard
+        wrap_slots([ReferenceSlot()]).unwrap()
     assert not guard.active
     assert guard.slots == tuple(slots)
     for slot in slots:
-        assert "step_epoch" not in slot.__dict__  # nothing patched: the class method runs
-        assert "advance_stage" not in slot.__dict__
+        # Patched with a pass-through that arms the guard once a process group exists.
+        assert "step_epoch" in slot.__dict__
     for _ in range(3):
         guard.step_epoch()
         with guard.batched():
@@ -60,7 +75,39 @@ def test_without_process_group_the_guard_is_a_transparent_no_op() -> None:
             slot.step_epoch()
     assert [s.alpha for s in slots] == [s.alpha for s in plain]
     assert slots[0].advance_stage().passed
+    assert guard.stats["syncs"] == 0
     guard.unwrap()
+    assert "step_epoch" not in slots[0].__dict__
+
+
+def test_strict_wrap_without_process_group_raises() -> None:
+    with pytest.raises(RuntimeError, match="strict=True"):
+        wrap_slots([ReferenceSlot()], strict=True)
+
+
+def test_fingerprint_is_local_and_sized_per_slot() -> None:
+    slots = [ReferenceSlot(4, "linear"), ReferenceSlot(seeded=False)]
+    guard = wrap_slots(slots)
+    before = guard.fingerprint()
+    assert before.dtype == torch.float64 and before.shape == (2 * (3 + 9),)
+    slots[0].step_epoch()
+    after = guard.fingerprint()
+    assert after.shape == before.shape and not torch.equal(after, before)
+    assert after[3].item() == slots[0].alpha  # state.alpha follows the three counters
+    assert after[12 + 2].item() == -1.0  # the empty slot's stage
+    with pytest.raises(DesyncError, match="caller says so"):
+        guard.raise_desync("caller says so")
+    guard.unwrap()
+
+
+def test_wrapper_prefixes_are_explained_in_plain_words() -> None:
+    text = explain_names({0: ["module.blocks.0", "module.blocks.1"], 1: ["blocks.0", "blocks.1"]})
+    assert "differ only by wrapper prefixes" in text and "'module.blocks.0'" in text
+    compiled = explain_names({0: ["_orig_mod.module.a"], 1: ["a"]})
+    assert "differ only by wrapper prefixes" in compiled
+    other = explain_names({0: ["encoder.slot"], 1: ["decoder.slot"]})
+    assert "wrapped different objects" in other
+    assert explain_names({0: ["a"], 1: ["a"]}) == ""
 
 
 def test_no_op_guard_step_epoch_overhead_is_negligible() -> None:
@@ -254,7 +301,8 @@ def test_divergence_names_the_call_the_slot_and_tabulates_per_rank() -> None:
     headline, *table = text.splitlines()
     assert "rank 0 is in enc.slot.advance_stage()" in headline
     assert "rank 1 is in guard.step_epoch()/batched()" in headline
-    assert "at slot 'enc.slot': step_epoch() call counts differ (rank 0: 2, rank 1: 3" in headline
+    assert "at slot 'enc.slot': rank(s) [0] synced from enc.slot.advance_stage()" in headline
+    assert "; step_epoch() call counts differ (rank 0: 2, rank 1: 3" in headline
     assert table[0].split() == [
         "rank",
         "sync",
@@ -420,6 +468,7 @@ def test_a_saved_patched_method_runs_unguarded_after_unwrap(single_rank_group: N
     guard = _active_guard([slot])
     step_epoch, advance_stage = slot.step_epoch, slot.advance_stage
     step_epoch()
+    guard.flush()
     assert guard._syncs == 1
     guard.unwrap()
     step_epoch()  # ticks once, unguarded, instead of ticking and then failing
@@ -440,11 +489,13 @@ def test_a_deepcopy_of_a_wrapped_model_runs_its_own_methods(single_rank_group: N
     assert model[0].alpha == 0.0  # the original slot was not ticked through the copy
     assert guard._syncs == 0 and guard._wrapped[0].step_calls == 0
     model[0].step_epoch()
+    guard.flush()
     assert guard._syncs == 1
 
     _refuse_foreign_attributes([("clone", clone[0])])  # a copied patch may be replaced
     own_guard = _active_guard([clone[0]])
     clone[0].step_epoch()
+    own_guard.flush()
     assert own_guard._syncs == 1 and guard._syncs == 1
     own_guard.unwrap()
     guard.unwrap()
@@ -477,3 +528,42 @@ def test_a_dead_store_in_the_wrap_meeting_is_a_desync_timeout(single_rank_group:
     with pytest.raises(DesyncTimeout) as caught:
         _meet_in_store(client, "test", (0, 1), WrapRequest(1, 2, 0, 1.0))
     assert caught.value.call == "wrap_slots"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_consecutive_slot_ticks_coalesce_into_one_sync(single_rank_group: None) -> None:
+    slots = [ReferenceSlot(10) for _ in range(4)]
+    guard = _active_guard(slots)
+    for slot in slots:  # Esper's per-slot tick loop
+        slot.step_epoch()
+    assert guard._syncs == 0 and guard.stats["coalesced_ticks"] == 4
+    slots[0].step_epoch()  # a repeated tick closes the round: one sync for the four ticks
+    assert guard._syncs == 1
+    guard.flush()
+    assert guard._syncs == 2 and guard.stats["coalesced_syncs"] == 2
+    guard.flush()  # nothing pending: no collective
+    assert guard._syncs == 2
+    slots[1].step_epoch()
+    slots[2].advance_stage()  # any other guarded call syncs the pending ticks first
+    assert guard._syncs == 4
+    slots[3].step_epoch()
+    guard.step_epoch()  # the pending tick, then guard.step_epoch()'s own sync
+    assert guard._syncs == 6
+    guard.unwrap()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_pending_ticks_are_synced_at_the_next_backward(single_rank_group: None) -> None:
+    model = nn.Sequential(ReferenceSlot(10), ReferenceSlot(10))
+    guard = _active_guard(list(model))
+    assert torch.autograd.backward is not getattr(torch.autograd.backward, "__wrapped__", None)
+    for slot in model:
+        slot.step_epoch()
+    out = model(torch.ones(2, 4))
+    assert guard._syncs == 0  # a forward costs nothing
+    out.sum().backward()
+    assert guard._syncs == 1 and guard.stats["flushes_at_backward"] == 1
+    model(torch.ones(2, 4)).sum().backward()
+    assert guard._syncs == 1  # nothing pending: a backward costs no collective
+    guard.unwrap()
+    assert not hasattr(torch.autograd.backward, "__wrapped__")  # restored with the last guard

@@ -1,0 +1,446 @@
+"""A DDP communication hook that checks the slots' state at every backward, at no extra collective.
+
+``install_comm_hook(ddp_model, guard)`` registers a hook that appends a few check values to one
+gradient bucket per backward (bucket 0, the first DDP all-reduces and, with DDP's default
+bucket sizes, capped at 1 MiB) and lets the all-reduce DDP makes anyway carry them; DDP reads
+the averaged gradients at their offsets and never sees them. From the reduced check values
+every rank sees, at the same backward, whether all ranks agree on the
+wrapped slots' fingerprint (alphas, controller fields, stages, call counters). When they do not,
+every rank raises :class:`~esper_runtime.errors.DesyncError` at the end of that backward.
+
+The check values (``CHECK_VALUES`` in all, for any number of slots):
+
+- a pilot ``1`` on every rank, and a pilot ``1`` on rank 0 only (``0`` elsewhere). After the
+  all-reduce their ratio is the number of ranks that contributed, whatever the hook's scaling
+  (the stock hook divides by the world size before summing): it tells "this bucket was really
+  reduced over every rank" apart from a hook that skipped communication;
+- the 64 bits of a hash of this rank's fingerprint, one per element. Summed over ``n`` ranks,
+  each bit comes back as ``0`` or ``n`` times the scale when all ranks agree, and as ``k`` times
+  it (``0 < k < n``) when they do not: a mismatch is a bit whose ratio to the first pilot is at
+  least ``1/n`` away from both 0 and 1. Small integers are exact in every float format DDP
+  uses, so the test is exact for the stock hook and tolerant of rounding for scaling hooks.
+
+This module deliberately does not use ``from __future__ import annotations``: DDP checks the
+hook's annotations against the real ``GradBucket`` and ``Future[Tensor]`` objects.
+"""
+
+import hashlib
+import logging
+import math
+import struct
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import torch
+import torch.distributed as dist
+from torch._C._distributed_c10d import GradBucket
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.futures import Future
+from torch.nn.parallel import DistributedDataParallel
+
+from .adapters import CONTROLLER_FIELDS, SeedSlotAdapter, SlotAdapter
+from .errors import DesyncError
+from .guard import SlotGuard
+
+__all__ = ["CHECK_VALUES", "CommHook", "SlotCheckHook", "comm_check", "install_comm_hook"]
+
+_LOG = logging.getLogger(__name__)
+
+_HASH_BITS = 64
+CHECK_VALUES = 2 + _HASH_BITS
+"""How many values the hook appends to one bucket per backward."""
+
+CommHook = Callable[[Any, GradBucket], Future[torch.Tensor]]
+"""The type of a DDP communication hook: ``hook(state, bucket) -> Future[Tensor]``."""
+
+# Hooks whose communication does not carry a bucket's buffer elementwise: PowerSGD all-reduces
+# low-rank factors of per-parameter matrices (``bucket.gradients()``), so the check values
+# appended to the buffer never reach the other ranks.
+_INCOMPATIBLE_HOOKS = {
+    "powerSGD_hook": "PowerSGD compresses per-parameter gradients into low-rank factors",
+    "batched_powerSGD_hook": "batched PowerSGD compresses the bucket into low-rank factors",
+}
+
+
+@dataclass
+class _Reduction:
+    """One checked backward: its number, this rank's fingerprint, where the check values are."""
+
+    number: int
+    fingerprint: Callable[[], torch.Tensor]
+    size: int  # of the real buffer: the check values follow it
+
+
+@dataclass
+class SlotCheckHook:
+    """The state of the hook registered by :func:`install_comm_hook` (returned to the caller).
+
+    ``checks`` counts the backwards whose check values came back reduced over every rank;
+    ``skipped`` counts those where the wrapped hook did not reduce the bucket over every rank
+    (e.g. a local-SGD hook after its warm-up), so nothing could be compared.
+    """
+
+    guard: SlotGuard
+    process_group: dist.ProcessGroup
+    world_size: int
+    rank: int
+    inner_hook: CommHook
+    inner_state: Any
+    checks: int = 0
+    skipped: int = 0
+    _backwards: int = 0
+    _tail_cache: dict[tuple[bytes, torch.dtype, Any], torch.Tensor] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        hook = getattr(self.inner_hook, "__qualname__", repr(self.inner_hook))
+        return f"<SlotCheckHook around {hook}, {self.checks} check(s), {self.skipped} skipped>"
+
+    # ------------------------------------------------------------------ per bucket
+
+    def run(self, bucket: GradBucket) -> Future[torch.Tensor]:
+        # Bucket 0: one per backward, and the small one (DDP caps the first bucket at 1 MiB by
+        # default; the last bucket may hold 25 MiB, and the check values are a copy of it).
+        if bucket.index() != 0 or not self.guard.active:
+            return self.inner_hook(self.inner_state, bucket)
+        self._backwards += 1
+        buffer = bucket.buffer()
+        tail, as_tensor = self.check_values(buffer.dtype, buffer.device)
+        extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
+        future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
+        reduction = _Reduction(self._backwards, as_tensor, buffer.numel())
+        # DDP takes the result as is: it reads each gradient as a view at its offset, so the
+        # check values after the last gradient need no stripping (and no Python callback on
+        # the communication thread).
+        try:
+            torch.autograd.Variable._execution_engine.queue_callback(
+                lambda: self._verdict(future, reduction)
+            )
+        except RuntimeError:
+            # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
+            # hook): decide when the values arrive; a mismatch then fails DDP's wait with our
+            # message as a RuntimeError.
+            return future.then(lambda done: self._verdict_in_callback(done, reduction))
+        return future
+
+    def check_values(
+        self, dtype: torch.dtype, device: Any
+    ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+        """The ``CHECK_VALUES`` this rank appends now, and its fingerprint as a tensor (lazily)."""
+        fingerprint, as_tensor = _fingerprint_bytes(self.guard)
+        return self._tail(fingerprint, dtype, device), as_tensor
+
+    def _tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
+        digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
+        key = (digest, dtype, device)
+        cached = self._tail_cache.get(key)
+        if cached is None:
+            value = int.from_bytes(digest, "little")
+            bits = [float((value >> bit) & 1) for bit in range(_HASH_BITS)]
+            values = [1.0, 1.0 if self.rank == 0 else 0.0, *bits]
+            cached = torch.tensor(values, dtype=dtype, device=device)
+            if len(self._tail_cache) > 16:  # alphas move every epoch: keep the cache small
+                self._tail_cache.clear()
+            self._tail_cache[key] = cached
+        return cached
+
+    # ------------------------------------------------------------------ the verdict
+
+    def _verdict(self, future: Future[torch.Tensor], reduction: _Reduction) -> None:
+        if self._agreement(reduction, future.wait()) is not False:
+            return
+        error = self._desync(reduction, self._gather_rows(reduction))
+
+        def fail() -> None:
+            raise error
+
+        # This callback was queued before DDP's own end-of-backward callback (which DDP queues
+        # once every bucket is launched); raising here would leave DDP's reducer half-finalised.
+        # Raise from a callback queued behind it: final callbacks may queue final callbacks.
+        torch.autograd.Variable._execution_engine.queue_callback(fail)
+
+    def _verdict_in_callback(
+        self, done: Future[torch.Tensor], reduction: _Reduction
+    ) -> torch.Tensor:
+        result = done.value()
+        if self._agreement(reduction, result) is False:
+            raise self._desync(reduction, None)
+        return result
+
+    def _agreement(self, reduction: _Reduction, result: torch.Tensor) -> bool | None:
+        """True/False: all ranks agree or not; None: the values were not reduced over every rank.
+
+        Plain Python on 66 floats: cheaper than a dozen tiny tensor operations.
+        """
+        values: list[float] = result[reduction.size :].tolist()
+        everyone, rank0 = values[0], values[1]
+        reduced = len(values) == CHECK_VALUES and rank0 != 0 and all(map(math.isfinite, values))
+        if not (reduced and abs(everyone / rank0 - self.world_size) < 0.5):
+            self.skipped += 1
+            if self.skipped == 1:
+                _LOG.warning(
+                    "esper_runtime: the DDP comm hook %s did not all-reduce the checked bucket "
+                    "over all %d ranks at backward #%d, so the slot check was skipped; it is "
+                    "skipped (without another warning) whenever that happens",
+                    getattr(self.inner_hook, "__qualname__", self.inner_hook),
+                    self.world_size,
+                    reduction.number,
+                )
+            return None
+        self.checks += 1
+        bits = values[2:]
+        if set(bits) <= {0.0, everyone}:  # exact sums: the stock hook at 2 ranks, say
+            return True
+        tolerance = 0.5 / self.world_size
+        return all(abs(r - round(r)) < tolerance for r in (v / everyone for v in bits))
+
+    def _gather_rows(self, reduction: _Reduction) -> list[dict[str, Any]] | None:
+        """Every rank's readable slot state. Every rank calls it: they all saw the mismatch."""
+        rows: list[object] = [None] * self.world_size
+        mine = {
+            "rank": self.rank,
+            **slot_report(self.guard),
+            "raw": reduction.fingerprint().tolist(),
+        }
+        try:
+            dist.all_gather_object(rows, mine, group=self.process_group)
+        except Exception as error:  # noqa: BLE001 - the message is still worth raising
+            _LOG.warning("esper_runtime: could not gather the per-rank slot table: %s", error)
+            return None
+        return [row for row in rows if isinstance(row, dict)]
+
+    def _desync(self, reduction: _Reduction, rows: list[dict[str, Any]] | None) -> DesyncError:
+        header = (
+            f"the wrapped slots' state differs between ranks at backward "
+            f"#{reduction.number} (found by the DDP comm hook, seen from rank {self.rank})"
+        )
+        body = describe_rows(rows) if rows is not None else _describe_local(self.guard)
+        advice = (
+            "Something changed slot state on some ranks only since the previous backward "
+            "(set_alpha, step_epoch or advance_stage called under a rank condition, or state "
+            "loaded on one rank). Make every rank make the same slot calls."
+        )
+        if reduction.number > 1:
+            advice += f" The check at backward #{reduction.number - 1} passed."
+
+        reason = f"{header}; {body}\n{advice}"
+        raise_desync = getattr(self.guard, "raise_desync", None)
+        if callable(raise_desync):  # the guard records the verdict: later guarded calls refuse
+            try:
+                raise_desync(reason)  # it adds its own "esper_runtime: ..." prefix
+            except DesyncError as error:
+                return error
+        return DesyncError(f"esper_runtime: {reason}")
+
+
+class _ExtendedBucket:
+    """A ``GradBucket`` whose ``buffer()`` is the real buffer followed by the check values.
+
+    The wrapped hook sees this object; everything but the buffer comes from the real bucket.
+    """
+
+    def __init__(self, bucket: GradBucket, buffer: torch.Tensor) -> None:
+        self._bucket = bucket
+        self._buffer = buffer
+
+    def buffer(self) -> torch.Tensor:
+        return self._buffer
+
+    def set_buffer(self, buffer: torch.Tensor) -> None:
+        self._buffer = buffer
+
+    def index(self) -> int:
+        index: int = self._bucket.index()
+        return index
+
+    def is_last(self) -> bool:
+        last: bool = self._bucket.is_last()
+        return last
+
+    def gradients(self) -> list[torch.Tensor]:
+        gradients: list[torch.Tensor] = self._bucket.gradients()
+        return gradients
+
+    def parameters(self) -> list[torch.Tensor]:
+        parameters: list[torch.Tensor] = self._bucket.parameters()
+        return parameters
+
+
+def esper_slot_check_hook(
+    state: SlotCheckHook, bucket: GradBucket
+) -> torch.futures.Future[torch.Tensor]:
+    """The function registered with DDP; ``state`` is the :class:`SlotCheckHook`."""
+    return state.run(bucket)
+
+
+def install_comm_hook(
+    ddp_model: DistributedDataParallel,
+    guard: SlotGuard,
+    *,
+    hook: CommHook | None = None,
+    state: Any = None,
+) -> SlotCheckHook:
+    """Check ``guard``'s slots across ranks at every backward of ``ddp_model``, in its all-reduce.
+
+    Registers a DDP communication hook (DDP allows one per model, registered before the first
+    backward). ``hook``/``state`` are your own comm hook and its state, if you have one: do not
+    register it yourself, pass it here and it is wrapped (default: the stock
+    ``allreduce_hook`` on the model's process group). The wrapped hook must all-reduce
+    ``bucket.buffer()`` elementwise (allreduce, fp16/bf16 compression, scaling hooks do);
+    PowerSGD is refused. Call it on every rank. While the guard is inactive (one rank, or after
+    ``unwrap()``) the hook only runs the wrapped hook.
+    """
+    if not isinstance(ddp_model, DistributedDataParallel):
+        raise TypeError(
+            f"install_comm_hook() needs a DistributedDataParallel model, got "
+            f"{type(ddp_model).__name__}"
+        )
+    inner: CommHook = hook if hook is not None else allreduce_hook
+    name = getattr(inner, "__name__", "")
+    if name in _INCOMPATIBLE_HOOKS:
+        raise ValueError(
+            f"esper_runtime cannot check slots inside {name}: {_INCOMPATIBLE_HOOKS[name]}, so "
+            "the check values appended to the bucket never reach the other ranks. Use "
+            "guard.step_epoch() syncs alone with this hook, or an elementwise hook "
+            "(allreduce_hook, fp16_compress_hook)."
+        )
+    if getattr(ddp_model, "_comm_hooks", None):
+        registered = [getattr(h, "__qualname__", repr(h)) for h, _ in ddp_model._comm_hooks]
+        raise ValueError(
+            f"this DDP model already has a comm hook ({', '.join(registered)}) and DDP allows "
+            "only one. Build a fresh DDP model and pass your hook to install_comm_hook(ddp, "
+            "guard, hook=your_hook, state=your_state): esper_runtime wraps it."
+        )
+    process_group = ddp_model.process_group
+    check = SlotCheckHook(
+        guard=guard,
+        process_group=process_group,
+        world_size=dist.get_world_size(process_group),
+        rank=dist.get_rank(process_group),
+        inner_hook=inner,
+        inner_state=state if hook is not None else process_group,
+    )
+    # Registered even for an inactive guard, so a wrapped user hook still runs: run() passes
+    # every bucket straight to it while the guard is inactive (or after unwrap()).
+    ddp_model.register_comm_hook(check, esper_slot_check_hook)
+    _checks[guard] = check
+    return check
+
+
+_checks: weakref.WeakKeyDictionary[SlotGuard, SlotCheckHook] = weakref.WeakKeyDictionary()
+
+
+def comm_check(guard: SlotGuard) -> SlotCheckHook | None:
+    """The hook state that the last ``install_comm_hook`` for ``guard`` registered, if any."""
+    return _checks.get(guard)
+
+
+# ---------------------------------------------------------------------- fingerprints and tables
+
+
+def _adapter_of(guard: SlotGuard) -> SlotAdapter:
+    # Not isinstance(..., SlotAdapter): a runtime-checkable Protocol check costs about 0.1 ms,
+    # and this runs at every backward.
+    adapter: SlotAdapter | None = getattr(guard, "_adapter", None)
+    return adapter if adapter is not None else SeedSlotAdapter()
+
+
+def slot_fingerprint(guard: SlotGuard) -> torch.Tensor:
+    """The guard's fingerprint (``guard.fingerprint()``), or one built here from its slots.
+
+    The fallback holds, per slot, its stage (-1 when empty) and the adapter's state vector.
+    """
+    own = getattr(guard, "fingerprint", None)
+    if callable(own):
+        fingerprint = own()
+        if isinstance(fingerprint, torch.Tensor):
+            return fingerprint.detach().to("cpu", torch.float64).contiguous()
+    return torch.tensor(_fallback_values(guard), dtype=torch.float64)
+
+
+def _fingerprint_bytes(guard: SlotGuard) -> tuple[bytes, Callable[[], torch.Tensor]]:
+    """The bytes the hook hashes at every backward, and how to get them as a tensor later.
+
+    The fallback skips building a tensor: this runs once per backward, on the critical path.
+    """
+    own = getattr(guard, "fingerprint", None)
+    if callable(own):
+        tensor = slot_fingerprint(guard)
+        return tensor.numpy().tobytes(), lambda: tensor
+    values = _fallback_values(guard)
+    return struct.pack(f"<{len(values)}d", *values), lambda: torch.tensor(
+        values, dtype=torch.float64
+    )
+
+
+def _fallback_values(guard: SlotGuard) -> list[float]:
+    adapter = _adapter_of(guard)
+    values: list[float] = []
+    for slot in guard.slots:
+        stage = adapter.stage(slot)
+        values.append(-1.0 if stage is None else float(stage))
+        values.extend(adapter.read_state(slot))
+    return values
+
+
+def _field_names(adapter: SlotAdapter) -> list[str]:
+    if isinstance(adapter, SeedSlotAdapter):
+        return ["state.alpha", *CONTROLLER_FIELDS]
+    return [f"value[{index}]" for index in range(adapter.state_size)]
+
+
+def slot_report(guard: SlotGuard) -> dict[str, Any]:
+    """This rank's slots as readable ``{name: {field: value}}`` (stage label included)."""
+    adapter = _adapter_of(guard)
+    names = _field_names(adapter)
+    slots: dict[str, dict[str, object]] = {}
+    for name, slot in zip(guard.slot_names, guard.slots, strict=True):
+        stage = adapter.stage(slot)
+        fields: dict[str, object] = {
+            "stage": "empty" if stage is None else adapter.stage_label(slot, stage)
+        }
+        fields.update(zip(names, (float(v) for v in adapter.read_state(slot)), strict=True))
+        slots[name] = fields
+    return {"slots": slots}
+
+
+def describe_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """The slot fields that differ between ranks, as a table, first divergence first."""
+    ranks = [int(row["rank"]) for row in rows]
+    differing: list[tuple[str, str, list[object]]] = []
+    names: list[str] = []
+    for row in rows:
+        names.extend(n for n in row["slots"] if n not in names)
+    for name in names:
+        fields: list[str] = []
+        for row in rows:
+            fields.extend(f for f in row["slots"].get(name, {}) if f not in fields)
+        for field_name in fields:
+            values = [row["slots"].get(name, {}).get(field_name, "-") for row in rows]
+            if any(value != values[0] for value in values):
+                differing.append((name, field_name, values))
+    if not differing:
+        raws = [row["raw"] for row in rows]
+        per_rank = ", ".join(f"rank {r}: {raw}" for r, raw in zip(ranks, raws, strict=True))
+        return (
+            "the slots' readable fields agree, so the difference is in the guard's own "
+            f"fingerprint (call counters): {per_rank}"
+        )
+    first_name, first_field, first_values = differing[0]
+    summary = ", ".join(f"rank {r} has {v!r}" for r, v in zip(ranks, first_values, strict=True))
+    header = ["slot", "field", *(f"rank {r}" for r in ranks)]
+    table = [header] + [[n, f, *(repr(v) for v in vs)] for n, f, vs in differing]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in table
+    ]
+    return f"first divergence: slot {first_name!r}, {first_field}: {summary}\n" + "\n".join(lines)
+
+
+def _describe_local(guard: SlotGuard) -> str:
+    report = slot_report(guard)["slots"]
+    alphas = ", ".join(
+        f"{name}={fields.get('state.alpha', '?')}" for name, fields in report.items()
+    )
+    return f"this rank's slots: {alphas}"
