@@ -21,7 +21,7 @@ from esper_lint.diagnostics import Diagnostic
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
 FIXTURES = sorted(FIXTURES_DIR.glob("*.py"))
 
-RULE_CODES = frozenset({"ESP001", "ESP002", "ESP003", "ESP004", "ESP006"})
+RULE_CODES = frozenset({"ESP001", "ESP002", "ESP003", "ESP004", "ESP005", "ESP006"})
 CLEAN_PREFIX = "clean_"
 VIOLATING_PREFIX = "esp00"
 MIN_FIXTURES = 60

@@ -18,6 +18,7 @@ from esper_lint.analysis.calls import CallRecord, FunctionInfo, HelperChains, Sy
 from esper_lint.analysis.control import Condition, decide_exemptions
 from esper_lint.analysis.flow import FlowWalk
 from esper_lint.analysis.implicit import ImplicitCalls
+from esper_lint.analysis.local_exits import WaitedIn, local_exit_nodes, waited_in
 from esper_lint.analysis.loops import loop_line_node
 from esper_lint.analysis.positions import positions_of
 from esper_lint.analysis.rank import NONE, RANK, Sources
@@ -35,11 +36,17 @@ class FileFacts:
     """What the rules ask: the symmetric calls, what controls them, and where things are."""
 
     def __init__(
-        self, module: cst.Module, calls: list[SymmetricCall], sources: Sources | None = None
+        self,
+        module: cst.Module,
+        calls: list[SymmetricCall],
+        sources: Sources | None = None,
+        local_exits: list[WaitedIn] | None = None,
     ) -> None:
         self.module = module
         self.calls = calls
         self.sources = sources if sources is not None else Sources.from_config(Config())
+        # exits only some ranks take, each with the symmetric call the others wait in (ESP005)
+        self.local_exits = local_exits if local_exits is not None else []
 
     def backend_guarded(self, call: SymmetricCall, backends: frozenset[str]) -> bool:
         """Whether what controls ``call`` decides on the backend too (see ``backends``)."""
@@ -81,6 +88,8 @@ class FileFacts:
                         nodes.add(frame.evidence)
             for exit_ in call.record.exits:
                 nodes.update((exit_.node, exit_.guard.test))
+        for verdict in self.local_exits:
+            nodes.update(local_exit_nodes(verdict))
         return nodes
 
     def range_of(self, node: cst.CSTNode) -> CodeRange:
@@ -151,6 +160,7 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
             cst.Raise: self._raise,  # type: ignore[dict-item]
             cst.Break: self._break,  # type: ignore[dict-item]
             cst.Continue: self._continue,  # type: ignore[dict-item]
+            cst.Assert: self._assert,  # type: ignore[dict-item]
             cst.Import: self._import,  # type: ignore[dict-item]
             cst.ImportFrom: self._import_from,  # type: ignore[dict-item]
         }
@@ -180,4 +190,14 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
                 if isinstance(frame, Condition):
                     frame.record(branch, key)
         decide_exemptions(self.conditions, self.complements)
-        return FileFacts(self.module, calls, self.sources)
+        return FileFacts(self.module, calls, self.sources, self._waited_in(calls))
+
+    def _waited_in(self, calls: list[SymmetricCall]) -> list[WaitedIn]:
+        if not self.local_exits:
+            return []
+        order = {record: index for index, record in enumerate(self.records)}
+        owners: dict[CallRecord, str | None] = dict.fromkeys(self.records)
+        for key, info in self.functions.items():
+            for record in info.records:
+                owners[record] = key
+        return waited_in(self.local_exits, calls, order, owners)
