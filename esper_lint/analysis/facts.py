@@ -21,7 +21,7 @@ from esper_lint.analysis.implicit import ImplicitCalls
 from esper_lint.analysis.local_exits import WaitedIn, local_exit_nodes, waited_in
 from esper_lint.analysis.loops import loop_line_node
 from esper_lint.analysis.positions import positions_of
-from esper_lint.analysis.rank import NONE, RANK, Sources
+from esper_lint.analysis.rank import NONE, RANK, UNIFORM, Sources
 from esper_lint.analysis.scopes import ScopeWalk
 from esper_lint.analysis.symbols import CallKind, SymmetricNames
 from esper_lint.analysis.values import ValueWalk
@@ -110,8 +110,11 @@ def build_facts(module: cst.Module, config: Config) -> FileFacts:
     walker = _walk(module, names, sources, known_returns, implicit)
     for _ in range(MAX_EXTRA_PASSES):
         returns = {key: info.return_bits for key, info in walker.functions.items()}
-        # a function used before its definition turned out to return a rank-dependent value
-        if not any(returns.get(key, NONE) & RANK for key in walker.used_before_definition):
+        # a function used before its definition turned out to return a rank-dependent value, or
+        # a uniform one (ESP005)
+        if not any(
+            returns.get(key, NONE) & (RANK | UNIFORM) for key in walker.used_before_definition
+        ):
             break
         walker = _walk(module, names, sources, returns, implicit)
     return walker.facts()

@@ -442,7 +442,8 @@ class FlowWalk(WalkState):
         if exit_.guard_test is not None:
             if kind is ExitKind.RAISE and rank_exit is None and not self._data_local(exit_):
                 return  # v1's reading: a raise under a rank test is an error path
-            exit_.why = self.why_local(exit_.guard_test)
+            if exit_.bits & DATA:  # a rank test speaks for itself
+                exit_.why = self.why_local(exit_.guard_test)
         elif kind is ExitKind.EXIT:
             exit_.controller = self._rank_controller(context)
             if exit_.controller is None:

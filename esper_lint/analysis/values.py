@@ -280,6 +280,8 @@ class ValueWalk(WalkState):
             returns = self.known_returns.get(helper_key)
             if returns is None:
                 self.used_before_definition.add(helper_key)
+            elif is_uniform(returns):
+                bits = made_uniform(bits)  # `reduce_dict(loss_dict)`: every return is reduced
             else:
                 bits |= returns
         kind = self.names.classify(func, self.imports)
@@ -421,7 +423,7 @@ class ValueWalk(WalkState):
 
 
 _SOURCE_WORDS = {
-    "wall clock": "reads this rank's wall clock, which differs across ranks",
+    "wall clock": "reads this rank's own clock",
     "random": "draws from this rank's random generator",
 }
 
