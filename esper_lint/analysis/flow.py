@@ -29,7 +29,7 @@ from esper_lint.analysis.control import (
 )
 from esper_lint.analysis.local_exits import LocalExit
 from esper_lint.analysis.loops import Loop, unwrap_iterable
-from esper_lint.analysis.rank import DATA, ITER, NONE, RANK, condition_polarity
+from esper_lint.analysis.rank import DATA, ITER, ITER_WRAPPERS, NONE, RANK, condition_polarity
 from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.analysis.traversal import Scope, WalkState
 from esper_lint.analysis.values import GUARD_BITS, LOCAL_BITS, element_bits, union
@@ -171,17 +171,39 @@ class FlowWalk(WalkState):
 
     def _bind_loop_target(self, node: cst.For, bits: int) -> None:
         """``for step, batch in enumerate(loader)``: the step counter is the same on every rank."""
-        target, iterable = node.target, node.iter
+        target = node.target
         if (
             isinstance(target, cst.Tuple)
             and len(target.elements) == 2
-            and isinstance(iterable, cst.Call)
-            and final_name(iterable.func) == "enumerate"
+            and self._is_enumerated(node.iter)
         ):
             self._bind(target.elements[0].value, NONE)
             self._bind(target.elements[1].value, bits)
             return
         self._bind(target, bits)
+
+    def _is_enumerated(self, node: cst.BaseExpression, depth: int = 0) -> bool:
+        """``enumerate(...)``, also wrapped (``tqdm(enumerate(loader))``), chosen by a condition
+        (``tqdm(enumerate(x)) if is_main else enumerate(x)``) or bound to a name first."""
+        if depth > 3:
+            return False
+        if isinstance(node, cst.Call):
+            name = final_name(node.func)
+            if name == "enumerate":
+                return True
+            return name in ITER_WRAPPERS and bool(node.args) and self._is_enumerated(
+                node.args[0].value, depth + 1
+            )
+        if isinstance(node, cst.IfExp):
+            return self._is_enumerated(node.body, depth + 1) and self._is_enumerated(
+                node.orelse, depth + 1
+            )
+        if isinstance(node, cst.Name):
+            origin = self._origin(node.value)
+            return isinstance(origin, cst.BaseExpression) and self._is_enumerated(
+                origin, depth + 1
+            )
+        return False
 
     def _try(self, node: cst.Try | cst.TryStar) -> Exits:
         catching = 1 if node.handlers else 0

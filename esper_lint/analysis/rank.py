@@ -88,6 +88,13 @@ CONFIG_RECEIVERS = frozenset(
     {"args", "arguments", "config", "cfg", "conf", "opt", "opts", "hparams", "hp", "flags"}
     | {"settings", "training_args", "train_args", "train_config", "training_config"}
 )
+# torch functions whose result is not a measured value: metadata, and constructors and loaders
+# whose values come from their arguments or from a file every rank reads (`torch.tensor(0.0)`,
+# `torch.load(path)`); their arguments still carry their own bits.
+NOT_DATA_TORCH_CALLS = frozenset(
+    {"device", "dtype", "device_count", "is_available", "Size"}
+    | {"tensor", "as_tensor", "zeros", "ones", "full", "arange", "linspace", "load"}
+)
 SYMMETRIC_TORCH_PREFIXES = (
     "torch.cuda.",
     "torch.distributed.",
@@ -185,7 +192,7 @@ def _is_data_call(qualified: str, name: str | None) -> bool:
         return True
     if qualified.startswith("torch.") and not qualified.startswith(SYMMETRIC_TORCH_PREFIXES):
         # tensors: their values are data
-        return name not in {"device", "dtype", "device_count", "is_available", "Size"}
+        return name not in NOT_DATA_TORCH_CALLS
     return False
 
 

@@ -158,6 +158,9 @@ class WalkState:
     def why_local(self, test: cst.CSTNode) -> str:
         raise NotImplementedError
 
+    def _origin(self, name: str) -> cst.CSTNode | None:
+        raise NotImplementedError
+
     def _decorator_condition(self, decorators: Sequence[cst.Decorator]) -> Condition | None:
         raise NotImplementedError
 
