@@ -191,8 +191,10 @@ class FlowWalk(WalkState):
             name = final_name(node.func)
             if name == "enumerate":
                 return True
-            return name in ITER_WRAPPERS and bool(node.args) and self._is_enumerated(
-                node.args[0].value, depth + 1
+            return (
+                name in ITER_WRAPPERS
+                and bool(node.args)
+                and self._is_enumerated(node.args[0].value, depth + 1)
             )
         if isinstance(node, cst.IfExp):
             return self._is_enumerated(node.body, depth + 1) and self._is_enumerated(
@@ -200,9 +202,7 @@ class FlowWalk(WalkState):
             )
         if isinstance(node, cst.Name):
             origin = self._origin(node.value)
-            return isinstance(origin, cst.BaseExpression) and self._is_enumerated(
-                origin, depth + 1
-            )
+            return isinstance(origin, cst.BaseExpression) and self._is_enumerated(origin, depth + 1)
         return False
 
     def _try(self, node: cst.Try | cst.TryStar) -> Exits:
