@@ -464,8 +464,13 @@ class FlowWalk(WalkState):
         if exit_.guard_test is not None:
             if kind is ExitKind.RAISE and rank_exit is None and not self._data_local(exit_):
                 return  # v1's reading: a raise under a rank test is an error path
-            if exit_.bits & DATA:  # a rank test speaks for itself
-                exit_.why = self.why_local(exit_.guard_test)
+            if not exit_.bits & RANK:  # a rank test speaks for itself
+                witness = self.why_local(exit_.guard_test)
+                if witness is None:
+                    return  # no value to name: the data bits came from names alone
+                if kind is ExitKind.RAISE and not witness.measured:
+                    return  # an invariant (`assert key is not None`), not a health check
+                exit_.why = witness.words
         elif kind is ExitKind.EXIT:
             exit_.controller = self._rank_controller(context)
             if exit_.controller is None:

@@ -8,8 +8,8 @@ or under a rank-zero decorator). After the walk, ``waited_in`` finds the symmetr
 ranks reach while the exiting rank is gone:
 
 - later in the same function, on a path the exit does not exclude (a call on another branch of a
-  condition enclosing both is not on the exiting rank's path, except the other branch of the
-  deciding condition itself, which is where the other ranks go);
+  condition enclosing both, the deciding one included, is skipped by that condition, not by the
+  exit: ``if ok: ... else: raise`` skips nothing in the ``if`` branch);
 - for ``break``, ``return``, ``raise`` and process exits, anywhere in the body of the loops the
   exit leaves: the next iteration reaches it;
 - for ``continue``, later in the body of the loop it restarts.
@@ -131,7 +131,7 @@ def _excluded(exit_: LocalExit, context: Context) -> bool:
     """Whether a call with ``context`` is on another branch of a condition around the exit."""
     branches = {id(frame): branch for frame, branch in context if isinstance(frame, Condition)}
     for frame, branch in exit_.context:
-        if not isinstance(frame, Condition) or frame is exit_.guard:
+        if not isinstance(frame, Condition):
             continue
         other = branches.get(id(frame))
         if other is not None and other != branch:

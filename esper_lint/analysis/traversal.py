@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -25,6 +26,9 @@ from esper_lint.analysis.control import ComplementCandidate, Condition, Context,
 from esper_lint.analysis.implicit import ImplicitCalls
 from esper_lint.analysis.implicit import Scope as BindingScope
 from esper_lint.analysis.local_exits import LocalExit
+
+if TYPE_CHECKING:
+    from esper_lint.analysis.values import Witness
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE, Sources
 from esper_lint.analysis.symbols import Imports, SymmetricNames
@@ -155,7 +159,7 @@ class WalkState:
     def _mark_while_driven_by_next(self, node: cst.Call) -> None:
         raise NotImplementedError
 
-    def why_local(self, test: cst.CSTNode) -> str:
+    def why_local(self, test: cst.CSTNode) -> Witness | None:
         raise NotImplementedError
 
     def _origin(self, name: str) -> cst.CSTNode | None:

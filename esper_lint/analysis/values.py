@@ -17,6 +17,8 @@ is uniform returns a uniform value (``all_reduce_mean(x)``); its key's known ret
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import libcst as cst
 
 from esper_lint.analysis.calls import CallRecord
@@ -329,9 +331,21 @@ class ValueWalk(WalkState):
                 self._bind(buffer, made_uniform(self._lookup(buffer.value)))
         return bits
 
-    def why_local(self, test: cst.CSTNode) -> str:
-        """``loss_value is this rank's own loss, not reduced across ranks``: the first value in
-        ``test`` that makes it rank-local, and what it is."""
+    def why_local(self, test: cst.CSTNode) -> Witness | None:
+        """The first value in ``test`` that makes it rank-local, and what it is
+        (``loss_value is this rank's own loss, not reduced across ranks``); None when no value
+        can be named: the test reads data only through the names of the functions it calls
+        (``self._validate_condition_metric(logs)``), tensor metadata (``t.device``,
+        ``t.numel()``), the keys of a container (``key not in metrics``) or torch's own state
+        (``torch.is_grad_enabled()``)."""
+        nodes = _preorder(test)
+        health = any(
+            isinstance(node, cst.Call) and final_name(node.func) in HEALTH_CHECKS for node in nodes
+        )
+        ordered = any(
+            isinstance(node, cst.ComparisonTarget) and isinstance(node.operator, ORDERINGS)
+            for node in nodes
+        )
         pending: list[cst.CSTNode] = [test]
         while pending:
             node = pending.pop(0)
@@ -339,15 +353,44 @@ class ValueWalk(WalkState):
                 dotted = dotted_name(node.func)
                 source = nondeterministic_source(self.imports.qualify(dotted) if dotted else None)
                 if source is not None:
-                    return f"{_text(self.module, node)} {_SOURCE_WORDS[source]}"
+                    text = f"{_text(self.module, node)} {_SOURCE_WORDS[source]}"
+                    return Witness(text, health or ordered)
+                pending[:0] = self._call_inputs(node)
+                continue
+            if isinstance(node, cst.Comparison) and all(
+                isinstance(target.operator, (cst.In, cst.NotIn)) for target in node.comparisons
+            ):
+                pending.insert(0, node.left)  # the keys of a container are its structure
+                continue
             if isinstance(node, cst.Name) and self._lookup(node.value) & LOCAL_BITS:
-                return f"{node.value} {self._origin_words(node.value)}"
-            if isinstance(node, cst.Attribute) and self._is_local_attribute(node):
-                bits = self._lookup_attribute(node)
-                rank_only = bool(bits & RANK) and not bits & DATA
-                return f"{_text(self.module, node)} {_describe(node.attr.value, rank_only)}"
+                if _is_flag_name(node.value):
+                    continue  # `prediction_loss_only`, `loss_fn`: a setting or a callable
+                words = self._origin_words(node.value)
+                measured = health or (ordered and words != _BATCH_WORDS)
+                return Witness(f"{node.value} {words}", measured)
+            if isinstance(node, cst.Attribute):
+                if node.attr.value in TENSOR_METADATA:
+                    continue
+                if self._is_local_attribute(node) and not _is_flag_name(node.attr.value):
+                    bits = self._lookup_attribute(node)
+                    rank_only = bool(bits & RANK) and not bits & DATA
+                    words = _describe(node.attr.value, rank_only)
+                    text = _text(self.module, node)
+                    measured = health or (ordered and words != _BATCH_WORDS)
+                    return Witness(f"{text} {words}", measured)
             pending[:0] = [child for child in node.children if isinstance(child, cst.CSTNode)]
-        return f"{_text(self.module, test)} is computed on this rank, not reduced across ranks"
+        return None
+
+    @staticmethod
+    def _call_inputs(node: cst.Call) -> list[cst.CSTNode]:
+        """What a call's result is computed from: its receiver and arguments, not its name."""
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in TENSOR_METADATA:
+            return []  # `t.numel()`, `t.size(0)`: the shape, not the values
+        inputs: list[cst.CSTNode] = [func.value] if isinstance(func, cst.Attribute) else []
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            inputs.append(func)
+        return inputs + [arg.value for arg in node.args]
 
     def _origin_words(self, name: str) -> str:
         """What a rank-local name is: a clock or random reading it was computed from (followed
@@ -429,6 +472,39 @@ _SOURCE_WORDS = {
 
 
 _BATCH_WORDS = "is computed from this rank's own batch, not reduced across ranks"
+# Calls that test a measured value's health: a failing one is the classic per-rank exit.
+HEALTH_CHECKS = frozenset({"isfinite", "isnan", "isinf", "isneginf", "isposinf"})
+# Tensor metadata: the same on every rank in a symmetric program, whatever the values are.
+TENSOR_METADATA = frozenset(
+    {"device", "dtype", "shape", "ndim", "requires_grad", "is_cuda", "grad_fn", "is_leaf"}
+    | {"layout", "numel", "size", "dim", "nelement", "element_size", "get_device", "stride"}
+)
+# Parts of a name that make it a setting rather than a measured value (`prediction_loss_only`,
+# `loss_type`, `metric_for_best_model`).
+FLAG_PARTS = frozenset(
+    {"only", "type", "fn", "func", "function", "name", "names", "key", "keys", "mode", "kind"}
+    | {"for", "cls", "class", "config", "cfg", "weight", "weights", "scale", "scaler", "coef"}
+    | {"factor", "enabled", "enable", "use", "interval", "every", "freq", "dir", "path", "file"}
+    | {"attributes", "attribute", "fns", "args", "kwargs"}
+)
+
+
+ORDERINGS = (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual)
+
+
+@dataclass(frozen=True)
+class Witness:
+    """The value that makes a test rank-local, in words. ``measured``: the test checks a
+    value's health (``isfinite``, ``isnan``...) or orders a loss, a metric, the clock or a random
+    draw against a bound -- what a per-rank error path (``raise``, ``assert``) is about, as
+    opposed to an invariant (``key is not None``, ``a == b``, ``isinstance(...)``)."""
+
+    words: str
+    measured: bool
+
+
+def _is_flag_name(name: str) -> bool:
+    return any(part in FLAG_PARTS for part in name.lower().split("_"))
 
 
 def _describe(name: str, rank: object) -> str:
