@@ -44,6 +44,15 @@ def test_committed_rule_docs_are_up_to_date(gen: ModuleType) -> None:
     assert stale == [], f"stale: {[str(p.relative_to(REPO_ROOT)) for p in stale]}; {REGENERATE}"
 
 
+def test_the_implicit_collectives_table_in_the_configuration_docs_is_up_to_date(
+    gen: ModuleType,
+) -> None:
+    configuration = REPO_ROOT / "docs" / "configuration.md"
+    assert not gen.stale_configuration(configuration), REGENERATE
+    text = configuration.read_text(encoding="utf-8")
+    assert "| Accelerator.save_state (accelerate) |" in text
+
+
 def test_each_page_is_the_rule_markdown(gen: ModuleType) -> None:
     for rule in ALL_RULES:
         page = (DOCS_RULES / f"{rule.code}.md").read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import libcst as cst
 
@@ -156,7 +157,7 @@ class ImplicitCalls:
 
     @classmethod
     def from_config(cls, config: Config) -> ImplicitCalls:
-        return cls.from_entries(configured(config.backends, config.extend_implicit_collectives))
+        return _indexed(config.backends, config.extend_implicit_collectives)
 
     @classmethod
     def from_entries(cls, entries: Sequence[ImplicitCollective]) -> ImplicitCalls:
@@ -223,3 +224,9 @@ def _applies(
         constructor = bindings.constructor_of(func.value, scope)
         return constructor is not None and constructor.startswith(entry.bound_to)
     return False
+
+
+@lru_cache(maxsize=8)
+def _indexed(backends: tuple[str, ...], extension: tuple[str, ...]) -> ImplicitCalls:
+    """The configured table, indexed once per configuration (not once per file)."""
+    return ImplicitCalls.from_entries(configured(backends, extension))

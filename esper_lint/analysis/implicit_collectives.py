@@ -66,10 +66,40 @@ class ImplicitCollective:
     disabled_by: str | None = None
     # the word whose presence the prefilter needs, when the names are not it (see prefilter_words)
     prefilter_word: str | None = None
+    # a part every file holding such a call contains, besides a name (see prefilter_pairs)
+    prefilter_part: str | None = None
 
     def prefilter_words(self) -> tuple[str, ...]:
-        """Words at least one of which a file must contain to hold a call of this entry."""
-        return (self.prefilter_word,) if self.prefilter_word is not None else self.names
+        """Words at least one of which a file must contain to hold a call of this entry (none
+        when ``prefilter_pairs`` says it instead)."""
+        if self.prefilter_word is not None:
+            return (self.prefilter_word,)
+        if self.prefilter_part is not None or self._needs_receiver_word():
+            return ()
+        return self.names
+
+    def prefilter_pairs(self) -> tuple[tuple[str, str], ...]:
+        """(word, receiver part): a file holds a call of this entry only if it contains the word
+        and, anywhere and in any case, the receiver part (``save_state`` and ``accelerator``)."""
+        if self.prefilter_word is not None:
+            return ()
+        if self.prefilter_part is not None:
+            return tuple((name, self.prefilter_part) for name in self.names)
+        if not self._needs_receiver_word():
+            return ()
+        return tuple((name, receiver) for name in self.names for receiver in self.receivers)
+
+    def _needs_receiver_word(self) -> bool:
+        """Recognised by a receiver word only: constructors it is bound to spell that word
+        too (``deepspeed.initialize`` contains ``deepspeed``)."""
+        return (
+            bool(self.receivers)
+            and not self.any_receiver
+            and not self.qualified
+            and all(
+                any(word in prefix.lower() for word in self.receivers) for prefix in self.bound_to
+            )
+        )
 
 
 _CALL_ON_EVERY_RANK = (
@@ -272,6 +302,7 @@ IMPLICIT_COLLECTIVES: tuple[ImplicitCollective, ...] = (
             f"{DCP}.state_dict_saver.async_save",
             f"{DCP}.state_dict_loader.load",
         ),
+        prefilter_part="dist",  # in "torch.distributed", and in the unimported `dist.` spelling
         backends=ALL,
         why="every rank writes its own shards, and the ranks agree on a global plan first",
         sources=("https://docs.pytorch.org/docs/stable/distributed.checkpoint.html",),
@@ -475,9 +506,70 @@ def prefilter_words(backends: tuple[str, ...], extension: tuple[str, ...]) -> fr
     )
 
 
+def prefilter_pairs(
+    backends: tuple[str, ...], extension: tuple[str, ...]
+) -> frozenset[tuple[str, str]]:
+    """(word, receiver part) pairs whose joint presence makes a file worth parsing for ESP006."""
+    return frozenset(
+        pair for entry in configured(backends, extension) for pair in entry.prefilter_pairs()
+    )
+
+
 def backend_list(backends: frozenset[str]) -> str:
     """``DeepSpeed and FSDP``; ``DDP, DeepSpeed and FSDP``, in the order of ``BACKENDS``."""
     titles = [BACKEND_TITLES[backend] for backend in BACKENDS if backend in backends]
     if len(titles) <= 1:
         return "".join(titles)
     return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def recognition(entry: ImplicitCollective) -> str:
+    """How the table's entry is recognised, in words (for the docs)."""
+    names = " / ".join(f"`{name}`" for name in entry.names)
+    ways: list[str] = []
+    if entry.calls_bound:
+        ways.append("calling a value bound to `" + "` or `".join(entry.bound_to) + "(...)`")
+    else:
+        if entry.qualified:
+            ways.append(f"{names} resolved through imports to `{entry.qualified[0]}`")
+        if entry.any_receiver:
+            ways.append(f"{names} on any receiver")
+        if entry.receivers:
+            words = " or ".join(f"`{word}`" for word in entry.receivers)
+            ways.append(f"{names} on a receiver whose name contains {words}")
+        if entry.bound_to:
+            prefixes = " or ".join(f"`{prefix}`" for prefix in entry.bound_to)
+            ways.append(f"{names} on a value bound to a call of {prefixes}")
+    text = "; or ".join(ways)
+    if entry.required_keyword is not None:
+        text += f", with `{entry.required_keyword}=` not `False`"
+    if entry.disabled_by is not None:
+        text += f" (not when built with `{entry.disabled_by}=False`)"
+    return text
+
+
+def markdown_table() -> str:
+    """The table as Markdown, for docs/configuration.md and ESP006's page."""
+    rows = [
+        "| API | Recognised as | Collective under | Why | Sources |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for entry in IMPLICIT_COLLECTIVES:
+        sources = ", ".join(f"[{_source_label(url)}]({url})" for url in entry.sources)
+        cells = (
+            f"{entry.api} ({entry.library})",
+            recognition(entry),
+            backend_list(entry.backends),
+            entry.why,
+            sources,
+        )
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _source_label(url: str) -> str:
+    """``accelerate#1171`` for an upstream issue or pull request, else the site's name."""
+    parts = url.removeprefix("https://").split("/")
+    if parts[0] == "github.com" and len(parts) >= 5 and parts[3] in ("issues", "pull"):
+        return f"{parts[2]}#{parts[4]}"
+    return parts[0]

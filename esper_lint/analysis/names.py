@@ -6,7 +6,7 @@ live apart from the libcst-based resolution in ``symbols``.
 
 from __future__ import annotations
 
-from esper_lint.analysis.implicit_collectives import prefilter_words
+from esper_lint.analysis.implicit_collectives import prefilter_pairs, prefilter_words
 from esper_lint.config import Config
 
 LIFECYCLE_NAMES = frozenset({"step_epoch", "advance_stage"})
@@ -92,3 +92,10 @@ def symmetric_call_names(config: Config) -> frozenset[str]:
         | MPI_COLLECTIVES
         | prefilter_words(config.backends, config.extend_implicit_collectives)
     )
+
+
+def receiver_call_names(config: Config) -> frozenset[tuple[str, str]]:
+    """(name, receiver part) pairs: a file that contains the name as a word and the receiver part
+    anywhere, in any case, is worth parsing too (``accelerator.save_state()``: a file without
+    ``accelerator`` cannot hold one, and ``save_state`` alone would not say so)."""
+    return prefilter_pairs(config.backends, config.extend_implicit_collectives)

@@ -51,7 +51,10 @@ RANK_NAMES = frozenset(
         "is_local_process_zero",
     }
 )
-RANK_CALLS = frozenset({"get_rank", "get_node_local_rank", "get_group_rank", "get_global_rank"})
+# mpi4py spells it `comm.Get_rank()`
+RANK_CALLS = frozenset(
+    {"get_rank", "get_node_local_rank", "get_group_rank", "get_global_rank", "Get_rank"}
+)
 # Called, a numeric name (`placement.rank()`) is somebody's rank; a flag is still this rank's.
 RANK_FLAG_CALLS = frozenset(
     {

@@ -22,8 +22,10 @@ class RankDependentCollective(Rule):
         `all_to_all`, the `*_object` variants and `new_group` (resolved through imports);
         accelerate's `wait_for_everyone`, `gather`, `gather_for_metrics`, `reduce` and
         `accelerate.utils.broadcast`/`gather_object`/`broadcast_object_list`; Lightning's
-        strategy and fabric collectives and `self.all_gather`. Same-file helpers that make a
-        collective count too. One ESP004 is reported per call.
+        strategy and fabric collectives and `self.all_gather`; mpi4py's collectives on a
+        communicator (`MPI.COMM_WORLD.bcast`, `comm.Allreduce`, `comm.Barrier`..., on
+        `MPI.COMM_WORLD` or a `comm`-named value in a file that imports mpi4py). Same-file helpers
+        that make a collective count too. One ESP004 is reported per call.
         """
     why_bad = """
         A collective completes only when every rank of the group enters it. If some ranks skip it,

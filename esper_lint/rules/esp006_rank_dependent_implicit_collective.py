@@ -29,9 +29,8 @@ class RankDependentImplicitCollective(Rule):
         `DistributedDataParallel` model and the backward forms (`loss.backward()`,
         `accelerator.backward(loss)`, `fabric.backward(loss)`, `self.manual_backward(loss)`,
         `engine.backward(loss)`). The full table, with the backends under which each call is a
-        collective and the upstream page or issue that says so, is in
-        [Configuration](../configuration.md#implicit-collectives). Same-file helpers that make
-        such a call count too.
+        collective and the upstream page or issue that says so, is below. Same-file helpers that
+        make such a call count too.
 
         A condition that also decides on the backend is a *backend guard* and is not reported:
         `accelerator.is_main_process or accelerator.distributed_type == DistributedType.DEEPSPEED`
@@ -72,7 +71,13 @@ class RankDependentImplicitCollective(Rule):
         (`is_main_process or distributed_type == DEEPSPEED` still hangs `save_state` under FSDP):
         set `backends = ["fsdp"]` when you train with FSDP only, and the guard no longer counts.
         Under DeepSpeed, a guard on ZeRO-3 (`is_deepspeed_zero3_enabled()`) counts as a guard
-        on DeepSpeed. Suppress a deliberate exception with `# noqa: ESP006`.
+        on DeepSpeed.
+
+        The model `accelerator.prepare` returns is not followed as a DDP model (its forward is
+        not checked), nor is a metric or DDP model passed in as a parameter, kept in a container
+        or built in another module. As for ESP004, two branches that make the same call in
+        different shapes (rank 0 inside a nested function it hands to a library, the other ranks
+        in a loop) are reported. Suppress a deliberate exception with `# noqa: ESP006`.
         """
     bad = (
         """
@@ -127,6 +132,20 @@ class RankDependentImplicitCollective(Rule):
                 print(ddp_model.module(batch))
         """,
     )
+
+    @classmethod
+    def markdown(cls) -> str:
+        """The rule's page, with the table of implicit collectives it checks."""
+        from esper_lint.analysis.implicit_collectives import markdown_table
+
+        table = (
+            "## Implicit collectives\n\n"
+            "The table ESP006 checks (`esper_lint/analysis/implicit_collectives.py`). The "
+            "`backends` setting keeps the entries collective under the listed backends, and "
+            "`extend-implicit-collectives` adds names (see [Configuration]"
+            "(../configuration.md#implicit-collectives)).\n\n" + markdown_table()
+        )
+        return super().markdown() + "\n" + table
 
     @classmethod
     def check(cls, facts: FileFacts) -> Iterator[Finding]:
