@@ -6,6 +6,12 @@ A fraction of files (``candidate_ratio``) are training loops that drive seed slo
 under rank checks: those mention symmetric calls, the rest never do. Deterministic for a seed.
 
     python benchmarks/corpus.py OUT_DIR [--files 640] [--lines 210000] [--every-file-candidate]
+        [--cross-imports]
+
+With ``--cross-imports`` the corpus is a package (``__init__.py`` files) whose modules import each
+other as real ones do: training loops call a collective helper and a rank test from
+``trainpkg/utils/dist_helpers.py``, and about a third of the other modules import a sibling
+module (``from trainpkg.utils import utils_0003``), so whole-project analysis has imports to follow.
 """
 
 from __future__ import annotations
@@ -196,10 +202,37 @@ def _training_loop(rng: random.Random, violating: bool) -> list[str]:
     return lines
 
 
-def _file_lines(rng: random.Random, package: str, target_lines: int, candidate: bool) -> list[str]:
+DIST_HELPERS = '''"""Distributed helpers shared by the training loops."""
+import torch
+import torch.distributed as dist
+
+
+def is_main_process() -> bool:
+    return dist.get_rank() == 0
+
+
+def all_reduce_mean(value: float) -> float:
+    tensor = torch.tensor([value])
+    dist.all_reduce(tensor)
+    return tensor.item() / dist.get_world_size()
+'''
+
+
+def _file_lines(
+    rng: random.Random,
+    package: str,
+    target_lines: int,
+    candidate: bool,
+    sibling: str | None = None,
+) -> list[str]:
     summary = f"{package.capitalize()} utilities for the {rng.choice(WORDS)} pipeline."
     lines = [f'"""{summary}"""', ""]
     lines += sorted(set(rng.sample(IMPORTS, rng.randint(4, len(IMPORTS)))))
+    if sibling is not None:
+        package_name, _, module = sibling.rpartition(".")
+        lines.append(f"from {package_name} import {module}")
+    if candidate and sibling is not None:
+        lines.append("from trainpkg.utils.dist_helpers import all_reduce_mean, is_main_process")
     lines += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
     lines += ["import torch.distributed as dist"] if candidate else []
     lines += ["", "logger = logging.getLogger(__name__)", ""]
@@ -215,6 +248,16 @@ def _file_lines(rng: random.Random, package: str, target_lines: int, candidate: 
     }[package]
     if candidate:
         lines += ["", ""] + _training_loop(rng, violating=rng.random() < 0.5)
+        if sibling is not None:
+            lines += [
+                "",
+                "",
+                "def log_epoch(running: float) -> float:",
+                "    mean = all_reduce_mean(running)",
+                "    if is_main_process():",
+                '        logger.info("mean loss %.4f", mean)',
+                "    return mean",
+            ]
     while len(lines) < target_lines:
         lines += ["", ""] + rng.choice(makers)(rng)
     return lines
@@ -228,6 +271,7 @@ def generate(
     candidate_ratio: float = 0.06,
     every_file_candidate: bool = False,
     seed: int = 20240901,
+    cross_imports: bool = False,
 ) -> list[Path]:
     """Write the corpus under ``out`` (replacing it) and return the files in order."""
     rng = random.Random(seed)
@@ -241,7 +285,12 @@ def generate(
         # Real file sizes are skewed: many short modules, a few long ones.
         target = max(20, int(rng.lognormvariate(0, 0.6) * mean / 1.197))
         candidate = every_file_candidate or index in candidates
-        body = _file_lines(rng, package, target, candidate)
+        sibling = None
+        if cross_imports and (candidate or rng.random() < 1 / 3) and index > 0:
+            other = rng.randrange(index)
+            other_package = PACKAGES[other % len(PACKAGES)]
+            sibling = f"trainpkg.{other_package}.{other_package}_{other:04d}"
+        body = _file_lines(rng, package, target, candidate, sibling)
         if every_file_candidate and index not in candidates:
             body += ["", "", "def _tick(slots) -> None:", "    for slot in slots:",
                      "        slot.step_epoch()"]  # fmt: skip
@@ -249,6 +298,14 @@ def generate(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(body) + "\n", encoding="utf-8")
         written.append(path)
+    if cross_imports:
+        for init in [out / "trainpkg", *(out / "trainpkg" / package for package in PACKAGES)]:
+            init.mkdir(parents=True, exist_ok=True)
+            (init / "__init__.py").write_text("", encoding="utf-8")
+        helpers = out / "trainpkg" / "utils" / "dist_helpers.py"
+        helpers.write_text(DIST_HELPERS, encoding="utf-8")
+        (out / "pyproject.toml").write_text('[project]\nname = "trainpkg"\n', encoding="utf-8")
+        written.append(helpers)
     return written
 
 
@@ -260,6 +317,7 @@ def main() -> None:
     parser.add_argument("--candidate-ratio", type=float, default=0.06)
     parser.add_argument("--every-file-candidate", action="store_true")
     parser.add_argument("--seed", type=int, default=20240901)
+    parser.add_argument("--cross-imports", action="store_true")
     args = parser.parse_args()
     written = generate(
         args.out,
@@ -268,6 +326,7 @@ def main() -> None:
         candidate_ratio=args.candidate_ratio,
         every_file_candidate=args.every_file_candidate,
         seed=args.seed,
+        cross_imports=args.cross_imports,
     )
     total = sum(len(path.read_bytes().splitlines()) for path in written)
     print(f"{len(written)} files, {total} lines under {args.out}")

@@ -3,6 +3,7 @@
     python benchmarks/lint_speed.py                 # generate the 640-file corpus and measure
     python benchmarks/lint_speed.py PATH            # measure an existing tree instead
     python benchmarks/lint_speed.py --runs 9 --worst-case-runs 3 --json results.json
+    python benchmarks/lint_speed.py --cross-imports --baseline-src /tmp/old  # against a build
 
 Every wall time is the median of ``--runs`` subprocess runs of the installed ``esper-lint``
 console script (interpreter start included), with the cache in a private directory
@@ -16,6 +17,11 @@ console script (interpreter start included), with the cache in a private directo
 
 The baselines parse the same files in this process, serially, modules already imported:
 ``libcst.parse_module(bytes)`` and ``ast.parse(bytes)``.
+
+``--baseline-src DIR`` also times cold and warm runs of another build of esper-lint (a directory
+holding its ``esper_lint`` package, e.g. ``git archive`` of an older commit), alternating with
+this build run by run, and reports this build over that one; ``--cross-imports`` generates a
+corpus whose modules import each other (see ``corpus.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,42 @@ from corpus import generate  # noqa: E402
 def cli() -> list[str]:
     script = Path(sys.executable).with_name("esper-lint")
     return [str(script)] if script.exists() else [sys.executable, "-m", "esper_lint"]
+
+
+def baseline_cli(source_dir: Path) -> list[str]:
+    """Another build's CLI: its sources first on the path, this build's editable finder gone."""
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path"
+        " if not type(f).__module__.startswith('__editable__')]\n"
+        f"sys.path.insert(0, {str(source_dir)!r})\n"
+        "from esper_lint.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+def measure_against(
+    root: Path, baseline: Path, runs: int, cache_dir: Path, jobs: int | None
+) -> dict[str, float]:
+    """Cold and warm runs of this build and of ``baseline``, alternated, medians of each."""
+    env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(cache_dir)}
+    builds = {"this": cli(), "baseline": baseline_cli(baseline)}
+    times: dict[str, list[float]] = {f"{b}_{m}": [] for b in builds for m in ("cold", "warm")}
+    for _ in range(runs):
+        for build, prefix in builds.items():
+            command = [*prefix, "--output-format", "concise", str(root)]
+            if jobs is not None:
+                command[1:1] = ["--jobs", str(jobs)] if prefix[0] != sys.executable else []
+                command += ["--jobs", str(jobs)] if prefix[0] == sys.executable else []
+            shutil.rmtree(cache_dir, ignore_errors=True)
+            times[f"{build}_cold"].append(timed_run(command, env))
+            timed_run(command, env)  # prime the signatures
+            times[f"{build}_warm"].append(timed_run(command, env))
+    results = {key: statistics.median(values) for key, values in times.items()}
+    results["cold_over_baseline"] = results["this_cold"] / results["baseline_cold"]
+    results["warm_over_baseline"] = results["this_warm"] / results["baseline_warm"]
+    return results
 
 
 def python_files(root: Path) -> list[Path]:
@@ -209,13 +251,20 @@ def main() -> None:
     parser.add_argument("--skip-worst-case", action="store_true")
     parser.add_argument("--jobs", type=int, help="passed to esper-lint (default: its own)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--cross-imports", action="store_true", help="modules import each other")
+    parser.add_argument("--baseline-src", type=Path, help="time another build against this one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="esper-lint-bench-") as scratch:
         work = Path(scratch)
         root = args.path
         if root is None:
             root = work / "corpus"
-            generate(root, files=args.files, lines=args.lines)
+            generate(root, files=args.files, lines=args.lines, cross_imports=args.cross_imports)
+        against = None
+        if args.baseline_src is not None:
+            against = measure_against(
+                root, args.baseline_src, args.runs, work / "cache-against", args.jobs
+            )
         corpus = measure_tree(root, args.runs, work / "cache", args.jobs)
         worst = None
         if not args.skip_worst_case:
@@ -228,8 +277,16 @@ def main() -> None:
                 work / "worst-cache",
             )
     print(report(corpus, worst))
+    if against is not None:
+        print("\n| against the baseline build | this | baseline | ratio |\n|---|---|---|---|")
+        for mode in ("cold", "warm"):
+            print(
+                f"| {mode}, s | {against[f'this_{mode}']:.3f} | {against[f'baseline_{mode}']:.3f}"
+                f" | {against[f'{mode}_over_baseline']:.3f} |"
+            )
     if args.json is not None:
-        args.json.write_text(json.dumps({"corpus": corpus, "worst_case": worst}, indent=2) + "\n")
+        numbers = {"corpus": corpus, "worst_case": worst, "against_baseline": against}
+        args.json.write_text(json.dumps(numbers, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,16 @@ Layout::
         v<version>/<key>.json
 
 ``<key>`` hashes the cache format, the tool version, a fingerprint of the installed package's
-sources, the project root, the ``extend_*`` settings and ``backends`` (the only configuration the
-analysis reads). The document maps each file (relative to the root) to its stat signature, the
-blake2b digest of its bytes, whether it was parsed, and its raw diagnostics (before select/ignore,
-so changing those does not invalidate anything). A warm run loads one small file and stats each
-source file; it neither reads nor hashes a file whose signature is unchanged. A file whose signature
-changed is hashed, and any entry with the same digest answers for it.
+sources, the project root, the ``extend_*`` settings and ``backends`` (the only configuration
+the analysis reads). The document maps each file (relative to the root) to its stat signature,
+the blake2b digest of its bytes, whether it was parsed, its raw diagnostics (before
+select/ignore, so changing those does not invalidate anything) and the project modules its
+results depend on, each with the digest of that module's summary (``analysis.summaries``). A result is reused only
+while every one of those summaries is unchanged: the document also keeps, per module, its stat
+signature and summary digest, so a warm run stats the modules and recomputes the summary of a
+changed one only. A warm run loads one small file and stats each
+source file; it neither reads nor hashes a file whose signature is unchanged. A file whose
+signature changed is hashed, and any entry with the same digest answers for it.
 
 Nothing read back is trusted: a document or entry that does not have exactly the expected shape
 is ignored (and rebuilt on the next write). Writes go to a temporary file in the same directory
@@ -39,7 +43,7 @@ from esper_lint.config import Config
 CACHE_DIR_NAME = ".esper_lint_cache"
 CACHE_DIR_ENV = "ESPER_LINT_CACHE_DIR"
 MAGIC = "esper-lint-cache"
-FORMAT = 1
+FORMAT = 2
 # A file modified this recently may change again within the filesystem's timestamp granularity
 # without its signature changing ("racy git"): record no signature, so the next run hashes it.
 RACY_WINDOW_NS = 2_000_000_000
@@ -62,6 +66,8 @@ class FileResult:
     digest: str
     parsed: bool
     diagnostics: tuple[RawDiagnostic, ...]
+    # (module path, summary digest) of each project module the result depends on
+    dependencies: tuple[tuple[str, str], ...] = ()
 
 
 def digest_of(source: bytes) -> str:
@@ -113,6 +119,7 @@ def cache_key(config: Config) -> str:
         "version": esper_lint.__version__,
         "package": _package_fingerprint(),
         "root": os.path.abspath(config.root),
+        "src": list(config.src),
         "extend_symmetric_calls": list(config.extend_symmetric_calls),
         "extend_rank_sources": list(config.extend_rank_sources),
         "extend_data_sources": list(config.extend_data_sources),
@@ -141,16 +148,15 @@ def _parse_diagnostic(value: object) -> RawDiagnostic | None:
 
 def _parse_entry(value: object) -> tuple[Signature | None, FileResult] | None:
     """A stored entry, or None if it is not exactly the shape this version writes."""
-    if not (isinstance(value, list) and len(value) == 4):
+    if not (isinstance(value, list) and len(value) == 5):
         return None
-    raw_signature, digest, parsed, raw_diagnostics = value
-    signature: Signature | None = None
-    if raw_signature is not None:
-        if not (isinstance(raw_signature, list) and len(raw_signature) == 4):
-            return None
-        if not all(_is_int(part) for part in raw_signature):
-            return None
-        signature = (raw_signature[0], raw_signature[1], raw_signature[2], raw_signature[3])
+    raw_signature, digest, parsed, raw_diagnostics, raw_dependencies = value
+    valid, signature = _parse_signature(raw_signature)
+    if not valid:
+        return None
+    dependencies = _parse_dependencies(raw_dependencies)
+    if dependencies is None:
+        return None
     if not (isinstance(digest, str) and len(digest) == 32 and isinstance(parsed, bool)):
         return None
     if not isinstance(raw_diagnostics, list):
@@ -161,7 +167,43 @@ def _parse_entry(value: object) -> tuple[Signature | None, FileResult] | None:
         if diagnostic is None:
             return None
         diagnostics.append(diagnostic)
-    return signature, FileResult(digest, parsed, tuple(diagnostics))
+    return signature, FileResult(digest, parsed, tuple(diagnostics), dependencies)
+
+
+def _parse_signature(value: object) -> tuple[bool, Signature | None]:
+    if value is None:
+        return True, None
+    if not (isinstance(value, list) and len(value) == 4 and all(_is_int(p) for p in value)):
+        return False, None
+    return True, (value[0], value[1], value[2], value[3])
+
+
+def _is_digest(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 32
+
+
+def _parse_dependencies(value: object) -> tuple[tuple[str, str], ...] | None:
+    if not isinstance(value, list):
+        return None
+    found = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        path, digest = item
+        if not (isinstance(path, str) and _is_digest(digest)):
+            return None
+        found.append((path, digest))
+    return tuple(found)
+
+
+def _parse_summary(value: object) -> tuple[Signature, str] | None:
+    """A module's (stat signature, summary digest), as ``Cache.summary_digest`` stores it."""
+    if not (isinstance(value, list) and len(value) == 2):
+        return None
+    valid, signature = _parse_signature(value[0])
+    if not valid or signature is None or not _is_digest(value[1]):
+        return None
+    return signature, value[1]
 
 
 def _encode_entry(signature: Signature | None, result: FileResult) -> list[object]:
@@ -170,6 +212,7 @@ def _encode_entry(signature: Signature | None, result: FileResult) -> list[objec
         result.digest,
         result.parsed,
         [list(diagnostic) for diagnostic in result.diagnostics],
+        [list(dependency) for dependency in result.dependencies],
     ]
 
 
@@ -200,6 +243,10 @@ def _read_document(document_path: Path) -> bytes | None:
 
 def _load_entries(document_path: Path, key: str) -> dict[str, object]:
     """The raw entries of a valid document; {} for a missing, unreadable or foreign one."""
+    return _load_section(document_path, key, "files")
+
+
+def _load_section(document_path: Path, key: str, section: str) -> dict[str, object]:
     try:
         data = _read_document(document_path)
         if data is None:
@@ -214,8 +261,8 @@ def _load_entries(document_path: Path, key: str) -> dict[str, object]:
         return {}
     if document.get("key") != key:
         return {}
-    files = document.get("files")
-    return files if isinstance(files, dict) else {}
+    found = document.get(section)
+    return found if isinstance(found, dict) else {}
 
 
 class Cache:
@@ -227,7 +274,9 @@ class Cache:
         self.key = cache_key(config)
         self.document_path = directory / f"v{esper_lint.__version__}" / f"{self.key}.json"
         self.entries = _load_entries(self.document_path, self.key)
+        self.summaries = _load_section(self.document_path, self.key, "summaries")
         self.updates: dict[str, list[object]] = {}
+        self.summary_updates: dict[str, list[object]] = {}
         self.by_digest_index: dict[str, FileResult] | None = None
 
     def entry_key(self, path: Path) -> str:
@@ -244,16 +293,34 @@ class Cache:
             return None
         return parsed[1]
 
-    def by_digest(self, digest: str) -> FileResult | None:
-        """Any stored result for these exact bytes, whichever file it was stored for."""
+    def by_digest(self, digest: str, entry_key: str) -> FileResult | None:
+        """The file's own stored result for these exact bytes, else any other file's that
+        depends on no other module (another file's imports resolve from another place)."""
+        own = _parse_entry(self.entries.get(entry_key))
+        if own is not None and own[1].digest == digest:
+            return own[1]
         if self.by_digest_index is None:
             index: dict[str, FileResult] = {}
             for raw in self.entries.values():
                 parsed = _parse_entry(raw)
-                if parsed is not None:
+                if parsed is not None and not parsed[1].dependencies:
                     index[parsed[1].digest] = parsed[1]
             self.by_digest_index = index
         return self.by_digest_index.get(digest)
+
+    def summary_digest(self, path: str, signature: Signature | None) -> str | None:
+        """The summary digest stored for module ``path`` while its signature is unchanged."""
+        stored = _parse_summary(self.summaries.get(path))
+        if signature is None or stored is None or stored[0] != signature:
+            return None
+        return stored[1]
+
+    def store_summary(self, path: str, signature: Signature | None, digest: str) -> None:
+        if signature is None:
+            return
+        encoded: list[object] = [list(signature), digest]
+        if self.summaries.get(path) != encoded:
+            self.summary_updates[path] = encoded
 
     def store(self, entry_key: str, signature: Signature | None, result: FileResult) -> None:
         encoded = _encode_entry(signature, result)
@@ -262,7 +329,7 @@ class Cache:
 
     def save(self) -> str | None:
         """Write the updated document atomically; a warning if the directory is not writable."""
-        if not self.updates:
+        if not self.updates and not self.summary_updates:
             return None
         try:
             self._write()
@@ -282,7 +349,22 @@ class Cache:
             for key, entry in merged.items()
             if key in self.updates or os.path.lexists(os.path.join(self.root, key))
         }
-        document = {"magic": MAGIC, "format": FORMAT, "key": self.key, "files": entries}
+        summaries = {
+            key: entry
+            for key, entry in {
+                **self.summaries,
+                **_load_section(self.document_path, self.key, "summaries"),
+                **self.summary_updates,
+            }.items()
+            if key in self.summary_updates or os.path.lexists(key)
+        }
+        document = {
+            "magic": MAGIC,
+            "format": FORMAT,
+            "key": self.key,
+            "files": entries,
+            "summaries": summaries,
+        }
         encoded = json.dumps(document, separators=(",", ":")).encode("utf-8")
         descriptor, temporary = tempfile.mkstemp(
             dir=self.document_path.parent, prefix=".tmp-", suffix=".json"

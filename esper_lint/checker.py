@@ -5,18 +5,30 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 from esper_lint.config import Config
 from esper_lint.diagnostics import Diagnostic
 from esper_lint.lines import split_lines
 
+if TYPE_CHECKING:
+    import libcst
+
+    from esper_lint.analysis.summaries import ModuleContext
+
 TOO_DEEP = "file could not be analysed: nesting is too deep"
 
 
-def check_source(source: bytes, path: str, config: Config) -> list[Diagnostic]:
-    """Every code's diagnostics for one file, sorted. Never raises."""
+def check_source(
+    source: bytes, path: str, config: Config, project: ModuleContext | None = None
+) -> list[Diagnostic]:
+    """Every code's diagnostics for one file, sorted. Never raises.
+
+    With ``project`` (the file's view of its project), calls into the project's other modules
+    are followed through their summaries.
+    """
     try:
-        return _check(source, path, config)
+        return _check(source, path, config, project)
     except RecursionError:
         return [_file_level(path, "ESP901", TOO_DEEP)]
     except Exception as error:  # a file must never crash the run
@@ -24,13 +36,27 @@ def check_source(source: bytes, path: str, config: Config) -> list[Diagnostic]:
         return [_file_level(path, "ESP901", message)]
 
 
-def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
+def parse_for_analysis(source: bytes) -> libcst.Module | None:
+    """The tree of a module another file imports, or None when it can't be had (syntax error,
+    nesting too deep): such a module contributes nothing to its importers' analysis."""
     import libcst
 
-    from esper_lint.analysis.facts import build_facts
-    from esper_lint.noqa import is_suppressed
-    from esper_lint.rules import ALL_RULES
+    if _cpython_verdict(source) is not None:
+        return None
+    try:
+        return libcst.parse_module(source)
+    except Exception:  # any parse failure: the importer is analysed without this module
+        return None
 
+
+def _check(
+    source: bytes, path: str, config: Config, project: ModuleContext | None
+) -> list[Diagnostic]:
+    import libcst
+
+    kept = project.project.cached_tree(project.real_path, source) if project is not None else None
+    if kept is not None:  # parsed for the summary of this module: it parses and is not too deep
+        return _diagnose(source, path, config, project, kept)
     verdict = _cpython_verdict(source)
     if verdict is _TOO_DEEP:
         return [_file_level(path, "ESP901", TOO_DEEP)]
@@ -46,7 +72,23 @@ def _check(source: bytes, path: str, config: Config) -> list[Diagnostic]:
     except (SyntaxError, UnicodeDecodeError, ValueError, LookupError) as error:
         return [_file_level(path, "ESP900", f"file could not be parsed: {error}")]
 
-    facts = build_facts(module, config)
+    if project is not None:
+        project.project.keep_tree(project.real_path, source, module)
+    return _diagnose(source, path, config, project, module)
+
+
+def _diagnose(
+    source: bytes,
+    path: str,
+    config: Config,
+    project: ModuleContext | None,
+    module: libcst.Module,
+) -> list[Diagnostic]:
+    from esper_lint.analysis.facts import build_facts
+    from esper_lint.noqa import is_suppressed
+    from esper_lint.rules import ALL_RULES
+
+    facts = build_facts(module, config, project)
     findings = [finding for rule in ALL_RULES for finding in rule.check(facts)]
     if not findings:
         return []

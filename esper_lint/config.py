@@ -48,6 +48,7 @@ LIST_KEYS = (
     "extend-sanitizers",
     "backends",
     "exclude",
+    "src",
 )
 CODE_LIST_KEYS = ("select", "ignore")
 # Matched against the final name of a call, attribute or name: each entry must be one.
@@ -87,6 +88,8 @@ class Config:
     backends: tuple[str, ...] = BACKENDS
     exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # extra import roots of the project, relative to ``root`` (``src/`` is always one)
+    src: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
 
     def enabled(self, code: str, path: str) -> bool:

@@ -1,5 +1,11 @@
 """Lint a set of paths: discover, read, prefilter, consult the cache, parse candidates in parallel.
 
+Each file is analysed within its project (``analysis.project``: the nearest ancestor with a
+``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``, else the directory given on the
+command line): calls into the project's other modules follow their summaries, whether or not
+those modules were passed. Diagnostics are reported only for the files passed. A cached result
+holds the summaries of every module it depends on and is reused only while they are unchanged.
+
 Kept cheap to import: libcst and the analysis are imported only when a file needs parsing, and
 the process pool only when there are enough candidates to pay for it.
 """
@@ -30,6 +36,9 @@ from esper_lint.discovery import discover
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
+    from esper_lint.analysis.project import ProjectIndex
+    from esper_lint.analysis.summaries import Project
+
 READ_ERROR = "ESP902"
 # Parse failures are reported only where the linter needs the tree (decisions.md), so a file the
 # prefilter rules out never reports them, whether or not the prefilter actually ran.
@@ -58,6 +67,11 @@ class _Pending:
     source: bytes
     digest: str
     candidate: bool
+    root: str | None  # the project root, None for a file outside any project
+
+
+# (path of a module the file depends on, digest of that module's summary)
+DependencyDigest = tuple[str, str]
 
 
 def _read_error(path: Path, reason: str) -> Diagnostic:
@@ -69,26 +83,78 @@ def _raw(diagnostic: Diagnostic) -> RawDiagnostic:
     return (d.line, d.column, d.end_line, d.end_column, d.code, d.message)
 
 
-# The diagnostics of one file, and whether they may be cached (not after an internal error,
-# which may be transient, such as a MemoryError).
-Checked = tuple[tuple[RawDiagnostic, ...], bool]
+# The diagnostics of one file, whether they may be cached (not after an internal error, which
+# may be transient, such as a MemoryError), and the summaries of the modules it depends on.
+Checked = tuple[tuple[RawDiagnostic, ...], bool, tuple[DependencyDigest, ...]]
+
+# The projects of this process (each pool worker has its own), by root. The index alone needs
+# no libcst: a run that parses nothing must not import it.
+_indexes: dict[str, ProjectIndex] = {}
+_projects: dict[str, Project] = {}
 
 
-def _check_one(source: bytes, path: str, config: Config) -> Checked:
+def index_at(root: str, config: Config) -> ProjectIndex:
+    index = _indexes.get(root)
+    if index is None:
+        from esper_lint.analysis.project import ProjectIndex, configured_src
+
+        extra = [Path(config.root) / entry for entry in config.src]
+        index = ProjectIndex(Path(root), [*extra, *configured_src(Path(root))])
+        _indexes[root] = index
+    return index
+
+
+def project_at(root: str, config: Config) -> Project:
+    project = _projects.get(root)
+    if project is None:
+        from esper_lint.analysis.summaries import Project
+
+        project = Project(index_at(root, config), config)
+        _projects[root] = project
+    return project
+
+
+def imports_project_modules(root: str, config: Config, source: bytes, path: Path) -> bool:
+    from esper_lint.analysis.project import imported_modules
+
+    index = index_at(root, config)
+    name = index.module_name(path) or ""
+    return any(
+        module != name and index.module_file(module) is not None
+        for module in imported_modules(source, name, path.name == "__init__.py")
+    )
+
+
+def _check_one(source: bytes, path: str, config: Config, root: str | None) -> Checked:
     from esper_lint.checker import TOO_DEEP, check_source
 
+    project = project_at(root, config) if root is not None else None
+    context = project.context(Path(path)) if project is not None else None
     try:
-        diagnostics = check_source(source, path, config)
+        diagnostics = check_source(source, path, config, context)
     except Exception as error:  # check_source must not raise; never let one file stop the run
         message = f"file could not be analysed: internal error: {type(error).__name__}: {error}"
-        return ((1, 1, 1, 1, "ESP901", message),), False
+        return ((1, 1, 1, 1, "ESP901", message),), False, ()
     # An ESP901 other than "too deep" is an internal error, maybe transient (MemoryError):
     # caching it would replay it on every warm run.
     cacheable = all(d.code != "ESP901" or d.message == TOO_DEEP for d in diagnostics)
-    return tuple(_raw(diagnostic) for diagnostic in diagnostics), cacheable
+    dependencies = _dependencies(project, Path(path)) if project is not None else ()
+    return tuple(_raw(diagnostic) for diagnostic in diagnostics), cacheable, dependencies
+
+
+def _dependencies(project: Project, path: Path) -> tuple[DependencyDigest, ...]:
+    """Every project module the file's results depend on, with its summary's digest."""
+    found = []
+    for module in sorted(project.depends_on(path)):
+        module_file = project.index.module_file(module)
+        if module_file is not None:
+            found.append((str(module_file), project.summary_digest(module)))
+    return tuple(found)
 
 
 _worker_config: Config | None = None
+# (source, path, project root) of one file to check in a worker
+_Payload = tuple[bytes, str, str | None]
 
 
 def _init_worker(config: Config) -> None:
@@ -96,9 +162,9 @@ def _init_worker(config: Config) -> None:
     _worker_config = config
 
 
-def _check_chunk(chunk: list[tuple[bytes, str]]) -> list[Checked]:
+def _check_chunk(chunk: list[_Payload]) -> list[Checked]:
     assert _worker_config is not None
-    return [_check_one(source, path, _worker_config) for source, path in chunk]
+    return [_check_one(source, path, _worker_config, root) for source, path, root in chunk]
 
 
 def _chunks(items: list[_Pending], count: int) -> list[list[_Pending]]:
@@ -137,7 +203,9 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
             initializer=_init_worker,
             initargs=(config,),
         ) as pool:
-            payloads = [[(item.source, str(item.path)) for item in chunk] for chunk in chunks]
+            payloads = [
+                [(item.source, str(item.path), item.root) for item in chunk] for chunk in chunks
+            ]
             for chunk, chunk_results in zip(chunks, pool.map(_check_chunk, payloads), strict=True):
                 for item, result in zip(chunk, chunk_results, strict=True):
                     results[id(item)] = result
@@ -146,7 +214,7 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
     return [
         results[id(item)]
         if id(item) in results
-        else _check_one(item.source, str(item.path), config)
+        else _check_one(item.source, str(item.path), config, item.root)
         for item in pending
     ]
 
@@ -154,37 +222,103 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
 def _analyse(pending: list[_Pending], config: Config, jobs: int) -> list[Checked]:
     if jobs > 1 and len(pending) >= MIN_CANDIDATES_FOR_POOL:
         return _check_in_pool(pending, config, jobs)
-    return [_check_one(item.source, str(item.path), config) for item in pending]
+    return [_check_one(item.source, str(item.path), config, item.root) for item in pending]
 
 
 class _Run:
-    def __init__(self, config: Config, cache: Cache | None, prefilter: bool) -> None:
+    def __init__(
+        self, config: Config, cache: Cache | None, prefilter: bool, fallback_root: Path
+    ) -> None:
         self.config = config
         self.cache = cache
         self.prefilter = prefilter
+        self.fallback_root = fallback_root
         self.now_ns = time.time_ns()
         self.is_candidate: Callable[[bytes], bool] | None = None
         self.raw_by_path: list[tuple[Path, tuple[RawDiagnostic, ...]]] = []
         self.pending: list[_Pending] = []
         self.read_errors: list[Diagnostic] = []
+        self.roots: dict[str, str] = {}
+        self.current_summaries: dict[str, str] = {}
+        # the stat results discovery already has, by absolute path: dependencies reuse them
+        self.stats: dict[str, os.stat_result] = {}
 
-    def candidate(self, source: bytes) -> bool:
+    def root_of(self, path: Path) -> str:
+        """The project root of ``path``: the nearest marked ancestor, else the CLI directory."""
+        directory = os.path.dirname(path)  # strings: a Path per file costs more than the lookup
+        root = self.roots.get(directory)
+        if root is None:
+            from esper_lint.analysis.project import find_project_root
+
+            found = find_project_root(Path(directory or ".").resolve())
+            root = str(found if found is not None else self.fallback_root.resolve())
+            self.roots[directory] = root
+        return root
+
+    def candidate(self, source: bytes, path: Path, root: str) -> bool:
         if self.is_candidate is None:
             from esper_lint.prefilter import candidate_predicate
 
             self.is_candidate = candidate_predicate(self.config)
-        return self.is_candidate(source)
+        if self.is_candidate(source):
+            return True
+        try:
+            if not imports_project_modules(root, self.config, source, path):
+                return False
+            return project_at(root, self.config).imports_offering(source, path)
+        except (RecursionError, MemoryError, OSError, ValueError):
+            return True  # undecided: parsing it is always correct
 
-    def cached(self, result: FileResult) -> bool:
-        """Whether a cached result answers this run (prefilter=False must parse everything)."""
-        return result.parsed or self.prefilter
+    def cached(self, result: FileResult, root: str) -> bool:
+        """Whether a cached result answers this run (prefilter=False must parse everything) and
+        the summaries it depends on are unchanged."""
+        if not (result.parsed or self.prefilter):
+            return False
+        return all(
+            self.summary_digest(module_path, root) == digest
+            for module_path, digest in result.dependencies
+        )
+
+    def summary_digest(self, module_path: str, root: str) -> str:
+        """The current digest of a module's summary: stored while the module's stat signature
+        is unchanged, else computed again (this parses the module when it could contribute)."""
+        digest = self.current_summaries.get(module_path)
+        if digest is not None:
+            return digest
+        signature = self.signature(module_path)
+        digest = self.cache.summary_digest(module_path, signature) if self.cache else None
+        if digest is None:
+            project = project_at(root, self.config)
+            module = project.index.module_name(Path(module_path))
+            digest = project.summary_digest(module) if module else ""
+            if self.cache is not None:
+                self.cache.store_summary(module_path, signature, digest)
+        self.current_summaries[module_path] = digest
+        return digest
+
+    def note_summaries(self, dependencies: tuple[tuple[str, str], ...]) -> None:
+        for module_path, digest in dependencies:
+            if module_path in self.current_summaries or self.cache is None:
+                continue
+            self.current_summaries[module_path] = digest
+            self.cache.store_summary(module_path, self.signature(module_path), digest)
+
+    def signature(self, module_path: str) -> Signature | None:
+        file_stat = self.stats.get(module_path)
+        if file_stat is None:
+            try:
+                file_stat = os.stat(module_path)
+            except OSError:
+                return None
+        return signature_of(file_stat, self.now_ns)
 
     def visit(self, path: Path, file_stat: os.stat_result | None) -> None:
         signature = signature_of(file_stat, self.now_ns) if file_stat is not None else None
         entry_key = self.cache.entry_key(path) if self.cache is not None else ""
+        root = self.root_of(path)
         if self.cache is not None:
             hit = self.cache.by_signature(entry_key, signature)
-            if hit is not None and self.cached(hit):
+            if hit is not None and self.cached(hit, root):
                 self.raw_by_path.append((path, hit.diagnostics))
                 return
         try:
@@ -195,26 +329,33 @@ class _Run:
             return
         digest = digest_of(source) if self.cache is not None else ""
         if self.cache is not None:
-            hit = self.cache.by_digest(digest)
-            if hit is not None and self.cached(hit):
+            hit = self.cache.by_digest(digest, entry_key)
+            if hit is not None and self.cached(hit, root):
                 self.cache.store(entry_key, signature, hit)
                 self.raw_by_path.append((path, hit.diagnostics))
                 return
-        candidate = self.candidate(source)
+        candidate = self.candidate(source, path, root)
         if candidate or not self.prefilter:
-            self.pending.append(_Pending(path, entry_key, signature, source, digest, candidate))
+            pending = _Pending(path, entry_key, signature, source, digest, candidate, root)
+            self.pending.append(pending)
             return
         if self.cache is not None:
-            self.cache.store(entry_key, signature, FileResult(digest, False, ()))
+            dependencies: tuple[DependencyDigest, ...] = ()
+            if root in _projects:  # it was asked whether the file imports a symmetric call
+                dependencies = _dependencies(_projects[root], path)
+            self.note_summaries(dependencies)
+            result = FileResult(digest, False, (), dependencies)
+            self.cache.store(entry_key, signature, result)
         self.raw_by_path.append((path, ()))
 
     def analyse(self, jobs: int) -> None:
         checked = _analyse(self.pending, self.config, jobs)
-        for item, (raw, cacheable) in zip(self.pending, checked, strict=True):
+        for item, (raw, cacheable, dependencies) in zip(self.pending, checked, strict=True):
             if not item.candidate:
                 raw = tuple(d for d in raw if d[4] not in CANDIDATE_ONLY_CODES)
             if self.cache is not None and cacheable:
-                result = FileResult(item.digest, item.candidate, raw)
+                self.note_summaries(dependencies)
+                result = FileResult(item.digest, item.candidate, raw, dependencies)
                 self.cache.store(item.entry_key, item.signature, result)
             self.raw_by_path.append((item.path, raw))
 
@@ -247,10 +388,16 @@ def lint_paths(
     Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered.
     """
     found = discover(paths, config.exclude, config.root)
+    _indexes.clear()  # files may have changed since the last run in this process
+    _projects.clear()
     cache = Cache(resolve_cache_dir(config, cache_dir), config) if use_cache else None
-    run = _Run(config, cache, prefilter)
+    first = paths[0] if paths else Path(".")
+    run = _Run(config, cache, prefilter, first if first.is_dir() else first.parent)
     for missing_path, reason in found.missing:
         run.read_errors.append(_read_error(missing_path, reason))
+    cwd = os.getcwd()
+    # join, not abspath: discovery's paths are already normalised, and this runs for every file
+    run.stats = {os.path.join(cwd, f.path): f.stat for f in found.files if f.stat is not None}
     for source_file in found.files:
         run.visit(source_file.path, source_file.stat)
     run.analyse(max(1, jobs if jobs is not None else (os.cpu_count() or 1)))

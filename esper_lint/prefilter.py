@@ -2,12 +2,15 @@
 
 A file that mentions none of the symmetric names as a whole word cannot produce an ESP00x
 finding (same-file helpers are found through the calls they make, which name them), so it is
-not parsed. Some implicit collectives are recognised by their receiver (``accelerator.save_state``,
-``trainer.evaluate``): their names count only in a file that also contains the receiver part, in
-any case (``names.receiver_call_names``), so that every ``evaluate`` or ``save`` does not make a
-file a candidate. A few substring tests (memory speed) and, on a hit, one compiled bytes regex cost
-about 5 microseconds per kilobyte, against about 2 milliseconds per kilobyte for
-``libcst.parse_module``.
+not parsed, unless it imports a project module that could contribute (the engine asks
+``summaries.Project.could_contribute``). A project module that names no symmetric call and no
+rank source, and imports no module that does, has nothing for its importers and is not parsed
+either (``contribution_predicate``). Some implicit collectives are recognised by their receiver
+(``accelerator.save_state``, ``trainer.evaluate``): their names count only in a file that also
+contains the receiver part, in any case (``names.receiver_call_names``), so that every
+``evaluate`` or ``save`` does not make a file a candidate. A few substring tests (memory speed)
+and, on a hit, one compiled bytes regex cost about 5 microseconds per kilobyte, against about 2
+milliseconds per kilobyte for ``libcst.parse_module``.
 """
 
 from __future__ import annotations
@@ -98,6 +101,20 @@ def _predicate(
         return _declares_foreign_codec(source)
 
     return is_candidate
+
+
+def contribution_predicate(config: Config) -> Callable[[bytes], bool]:
+    """``contributes(source)``: could this module give its importers anything, by itself?
+
+    It must name a symmetric call or a rank source (a rank-zero decorator tests the rank, so it
+    names one too, or imports a module that does: ``summaries.Project.could_contribute`` follows
+    the imports).
+    """
+    from esper_lint.analysis.rank import RANK_CALLS, RANK_ENV_VARS, RANK_FLAG_CALLS, RANK_NAMES
+
+    rank_words = RANK_NAMES | RANK_CALLS | RANK_FLAG_CALLS | RANK_ENV_VARS
+    names = symmetric_call_names(config) | rank_words | frozenset(config.extend_rank_sources)
+    return _predicate(names)
 
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:

@@ -148,3 +148,18 @@ def test_every_sanitizer_is_documented() -> None:
     page = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     for entry in SANITIZERS:
         assert f"`{entry.api}`" in page, entry.api
+
+
+def test_a_project_helper_summarised_as_uniform_makes_the_exit_safe() -> None:
+    # The same file is rank-local alone, and safe in its project, where the summaries of
+    # pkg/dist_utils.py say that all_reduce_mean and reduce_dict return reduced values.
+    from esper_lint.checker import check_source
+    from esper_lint.config import load_config
+    from esper_lint.engine import lint_paths
+
+    root = REPO_ROOT / "tests" / "fixtures" / "projects" / "uniform_helper_cross_file"
+    engine = root / "pkg" / "engine.py"
+    alone = {d.line for d in check_source(engine.read_bytes(), "engine.py", Config())}
+    assert alone == {16, 27}
+    result = lint_paths([root], load_config(cwd=root), jobs=1, use_cache=False)
+    assert [d for d in result.diagnostics if d.code == "ESP005"] == []

@@ -64,7 +64,7 @@ def test_cache_lives_in_the_root_with_a_gitignore(project: Path) -> None:
     assert (cache_dir / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
     assert (cache_dir / "CACHEDIR.TAG").exists()
     data = json.loads(document_path(cache_dir).read_text(encoding="utf-8"))
-    assert data["magic"] == "esper-lint-cache" and data["format"] == 1
+    assert data["magic"] == "esper-lint-cache" and data["format"] == 2
     assert sorted(data["files"]) == ["pkg/broken.py", "pkg/plain.py", "pkg/train.py"]
     assert run(project) == first
 

@@ -2,6 +2,10 @@
 
 A fixture line ending in `# expect: ESP001` (or `# expect: ESP001, ESP003`) must get exactly those
 codes on that line (the line where the offending call starts); every other line must get nothing.
+
+Single files (tests/fixtures/*.py) are checked alone, with ``check_source``. Each project
+(tests/fixtures/projects/NAME/, a pyproject.toml plus packages) is linted from its root through
+the engine, as the CLI does, and must yield exactly the (file, line, code) its files announce.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from pathlib import Path
 import pytest
 
 from esper_lint.checker import check_source
-from esper_lint.config import Config
+from esper_lint.config import Config, load_config
 from esper_lint.diagnostics import Diagnostic
+from esper_lint.engine import lint_paths
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
 FIXTURES = sorted(FIXTURES_DIR.glob("*.py"))
+PROJECTS = sorted(path.parent for path in (FIXTURES_DIR / "projects").glob("*/pyproject.toml"))
+MIN_PROJECTS = 15
 
 RULE_CODES = frozenset({"ESP001", "ESP002", "ESP003", "ESP004", "ESP005", "ESP006"})
 CLEAN_PREFIX = "clean_"
@@ -96,3 +103,42 @@ def test_annotations_are_read_from_comments_only() -> None:
     assert expected_findings(source) == {(2, "ESP002"), (2, "ESP003")}
     with pytest.raises(ValueError, match="malformed annotation"):
         expected_findings(b"slot.step_epoch()  # expected: ESP001\n")
+
+
+ProjectFinding = tuple[str, int, str]
+
+
+def expected_project_findings(root: Path) -> set[ProjectFinding]:
+    return {
+        (path.relative_to(root).as_posix(), line, code)
+        for path in sorted(root.rglob("*.py"))
+        for line, code in expected_findings(path.read_bytes())
+    }
+
+
+@pytest.mark.parametrize("root", PROJECTS, ids=[path.name for path in PROJECTS])
+def test_project_reports_exactly_the_marked_lines(root: Path) -> None:
+    config = load_config(cwd=root)
+    result = lint_paths([root], config, jobs=1, use_cache=False)
+    found = {
+        (Path(d.path).resolve().relative_to(root.resolve()).as_posix(), d.line, d.code)
+        for d in result.diagnostics
+    }
+    expected = expected_project_findings(root)
+    messages = {(Path(d.path).name, d.line, d.code): d.message for d in result.diagnostics}
+    extra = "\n".join(
+        f"  {f} {messages.get((Path(f[0]).name, f[1], f[2]), '')}" for f in sorted(found - expected)
+    )
+    missing = "\n".join(f"  {f}" for f in sorted(expected - found))
+    assert found == expected, (
+        f"{root.name}\nreported but not marked:\n{extra}\nmarked but not reported:\n{missing}"
+    )
+
+
+def test_project_set_is_large_enough_and_has_clean_projects() -> None:
+    assert len(PROJECTS) >= MIN_PROJECTS
+    findings = {root.name: expected_project_findings(root) for root in PROJECTS}
+    assert all(len(list(root.rglob("*.py"))) >= 2 for root in PROJECTS), "projects span files"
+    assert sum(1 for found in findings.values() if not found) >= 3, "clean look-alikes"
+    codes = {code for found in findings.values() for _, _, code in found}
+    assert codes == RULE_CODES

@@ -10,6 +10,7 @@ function already being followed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -23,8 +24,11 @@ from esper_lint.analysis.control import (
 )
 from esper_lint.analysis.implicit_collectives import ImplicitCollective
 from esper_lint.analysis.loops import Loop
-from esper_lint.analysis.rank import NONE
+from esper_lint.analysis.rank import NONE, RANK
 from esper_lint.analysis.symbols import CallKind, dotted_name
+
+if TYPE_CHECKING:
+    from esper_lint.analysis.summaries import FunctionSummary, ModuleContext
 
 
 @dataclass(eq=False)
@@ -47,6 +51,8 @@ class FunctionInfo:
     # per-position bits when every `return` returns a tuple of the same length
     element_returns: list[int] | None = None
     mixed_returns: bool = False
+    params: tuple[str, ...] = ()
+    rank_zero_decorator: bool = False  # see calls_wrapped_only_under_rank
 
     def note_return(self, parts: list[int] | None) -> None:
         if parts is None or self.mixed_returns:
@@ -101,15 +107,21 @@ class SymmetricCall:
 
 Chain = tuple[str, ...]
 # a chain, and the record of the symmetric call at its end
-Found = tuple[Chain, CallRecord]
+Found = tuple[Chain, CallRecord | None]
 
 
 class HelperChains:
     """Which symmetric calls each recorded call makes, through the functions of ``functions``."""
 
-    def __init__(self, module: cst.Module, functions: dict[str, FunctionInfo]) -> None:
+    def __init__(
+        self,
+        module: cst.Module,
+        functions: dict[str, FunctionInfo],
+        project: ModuleContext | None = None,
+    ) -> None:
         self.module = module
         self.functions = functions
+        self.project = project
         self.memo: dict[tuple[str, CallKind], Found | None] = {}
 
     def symmetric_calls(self, records: list[CallRecord]) -> list[SymmetricCall]:
@@ -132,6 +144,10 @@ class HelperChains:
         and that call's record."""
         if (key, kind) in self.memo:
             return self.memo[(key, kind)]
+        if is_external(key):
+            summary = self._external(key)
+            external = summary.chains.get(kind.value) if summary is not None else None
+            return (external, None) if external is not None else None  # no record across files
         info = self.functions.get(key)
         if info is None or key in visiting:
             return None
@@ -153,4 +169,47 @@ class HelperChains:
         text = dotted_name(func)
         if text is None:
             text = " ".join(self.module.code_for_node(func).split())
+        summary = self._external(record.helper_key)
+        if summary is not None and self.project is not None and summary.file != self.project.file:
+            return f"{summary.file}: {text}()"  # a hop into another file names that file
         return f"{text}()"
+
+    def _external(self, key: str | None) -> FunctionSummary | None:
+        if key is None or self.project is None or not is_external(key):
+            return None
+        module, _, name = key.partition(":")
+        return self.project.function(module, name)
+
+
+def is_external(key: str) -> bool:
+    """Keys of functions in other modules read ``module:Class.method``; local keys have no colon."""
+    return ":" in key
+
+
+def external_key(module: str, name: str) -> str:
+    return f"{module}:{name}"
+
+
+def calls_wrapped_only_under_rank(info: FunctionInfo, functions: dict[str, FunctionInfo]) -> bool:
+    """Whether ``info`` is a rank-zero decorator: the functions it defines call one of its
+    parameters (the wrapped function), and only under a rank-dependent condition or after a
+    rank-dependent early exit. A wrapper that calls it unconditionally is an ordinary decorator.
+    """
+    params = set(info.params)
+    if not params:
+        return False
+    prefix = f"{info.key}.<locals>."
+    wrapped = [
+        record
+        for key, nested in functions.items()
+        if key.startswith(prefix) and "<locals>" not in key[len(prefix) :]
+        for record in nested.records
+        if isinstance(record.node.func, cst.Name) and record.node.func.value in params
+    ]
+    return bool(wrapped) and all(_rank_guarded(record) for record in wrapped)
+
+
+def _rank_guarded(record: CallRecord) -> bool:
+    if record.exits:
+        return True
+    return any(isinstance(frame, Condition) and frame.bits & RANK for frame, _ in record.context)

@@ -10,6 +10,7 @@ controls it. The traversal is one pass over the tree, split by question (see ``t
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -24,10 +25,13 @@ from esper_lint.analysis.positions import positions_of
 from esper_lint.analysis.rank import NONE, RANK, UNIFORM, Sources
 from esper_lint.analysis.scopes import ScopeWalk
 from esper_lint.analysis.symbols import CallKind, SymmetricNames
-from esper_lint.analysis.values import ValueWalk
+from esper_lint.analysis.values import ValueWalk, is_uniform
 from esper_lint.config import Config
 
-__all__ = ["CallRecord", "FileFacts", "FunctionInfo", "SymmetricCall", "build_facts"]
+if TYPE_CHECKING:
+    from esper_lint.analysis.summaries import ModuleContext
+
+__all__ = ["CallRecord", "FileFacts", "FunctionInfo", "SymmetricCall", "Walker", "build_facts"]
 
 MAX_EXTRA_PASSES = 2
 
@@ -41,12 +45,19 @@ class FileFacts:
         calls: list[SymmetricCall],
         sources: Sources | None = None,
         local_exits: list[WaitedIn] | None = None,
+        uniform_calls: set[cst.Call] | None = None,
     ) -> None:
         self.module = module
         self.calls = calls
         self.sources = sources if sources is not None else Sources.from_config(Config())
         # exits only some ranks take, each with the symmetric call the others wait in (ESP005)
         self.local_exits = local_exits if local_exits is not None else []
+        self._uniform_calls = uniform_calls or set()
+
+    def returns_uniform(self, call: cst.Call) -> bool:
+        """Whether ``call`` calls a (project or same-file) function whose result comes from a
+        reduction or broadcast, and so is the same on every rank."""
+        return call in self._uniform_calls
 
     def backend_guarded(self, call: SymmetricCall, backends: frozenset[str]) -> bool:
         """Whether what controls ``call`` decides on the backend too (see ``backends``)."""
@@ -102,12 +113,23 @@ class FileFacts:
         return " ".join(self.module.code_for_node(node).split())
 
 
-def build_facts(module: cst.Module, config: Config) -> FileFacts:
+def build_facts(
+    module: cst.Module, config: Config, project: ModuleContext | None = None
+) -> FileFacts:
+    """The facts of one module; with ``project``, calls into other project modules resolve
+    through their summaries (``summaries``), without it the file is read alone."""
+    walker = walk_module(module, config, project)
+    if project is not None:
+        project.project.remember(project.name, walker)
+    return walker.facts()
+
+
+def walk_module(module: cst.Module, config: Config, project: ModuleContext | None) -> Walker:
     names = SymmetricNames.from_config(config)
     sources = Sources.from_config(config)
     implicit = ImplicitCalls.from_config(config)
     known_returns: dict[str, int] = {}
-    walker = _walk(module, names, sources, known_returns, implicit)
+    walker = _walk(module, names, sources, known_returns, implicit, project)
     for _ in range(MAX_EXTRA_PASSES):
         returns = {key: info.return_bits for key, info in walker.functions.items()}
         # a function used before its definition turned out to return a rank-dependent value, or
@@ -116,8 +138,8 @@ def build_facts(module: cst.Module, config: Config) -> FileFacts:
             returns.get(key, NONE) & (RANK | UNIFORM) for key in walker.used_before_definition
         ):
             break
-        walker = _walk(module, names, sources, returns, implicit)
-    return walker.facts()
+        walker = _walk(module, names, sources, returns, implicit, project)
+    return walker
 
 
 def _walk(
@@ -126,13 +148,14 @@ def _walk(
     sources: Sources,
     known_returns: dict[str, int],
     implicit: ImplicitCalls,
-) -> _Walker:
-    walker = _Walker(module, names, sources, known_returns, implicit)
+    project: ModuleContext | None,
+) -> Walker:
+    walker = Walker(module, names, sources, known_returns, implicit, project)
     walker.walk()
     return walker
 
 
-class _Walker(ScopeWalk, ValueWalk, FlowWalk):
+class Walker(ScopeWalk, ValueWalk, FlowWalk):
     """The single traversal: each node type goes to the room that answers for it."""
 
     def __init__(
@@ -142,8 +165,9 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
         sources: Sources,
         known_returns: dict[str, int],
         implicit: ImplicitCalls,
+        project: ModuleContext | None = None,
     ) -> None:
-        super().__init__(module, names, sources, known_returns, implicit)
+        super().__init__(module, names, sources, known_returns, implicit, project)
         self.stmt_handlers = {
             cst.SimpleStatementLine: self._simple_line,  # type: ignore[dict-item]
             cst.If: self._if_statement,  # type: ignore[dict-item]
@@ -186,14 +210,18 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
     # ----------------------------------------------------------------- results
 
     def facts(self) -> FileFacts:
-        calls = HelperChains(self.module, self.functions).symmetric_calls(self.records)
+        calls = HelperChains(self.module, self.functions, self.project).symmetric_calls(
+            self.records
+        )
         for call in calls:
             key = (call.chain[0], call.kind.value)
             for frame, branch in call.record.context:
                 if isinstance(frame, Condition):
                     frame.record(branch, key)
         decide_exemptions(self.conditions, self.complements)
-        return FileFacts(self.module, calls, self.sources, self._waited_in(calls))
+        return FileFacts(
+            self.module, calls, self.sources, self._waited_in(calls), self._uniform_calls()
+        )
 
     def _waited_in(self, calls: list[SymmetricCall]) -> list[WaitedIn]:
         if not self.local_exits:
@@ -204,3 +232,15 @@ class _Walker(ScopeWalk, ValueWalk, FlowWalk):
             for record in info.records:
                 owners[record] = key
         return waited_in(self.local_exits, calls, order, owners)
+
+    def _uniform_calls(self) -> set[cst.Call]:
+        """The calls of functions whose result is the same on every rank (``returns_uniform``)."""
+        found: set[cst.Call] = set()
+        for record in self.records:
+            key = record.helper_key
+            if key is None:
+                continue
+            bits = self._returns_of(key)
+            if bits is not None and is_uniform(bits):
+                found.add(record.node)
+        return found

@@ -69,7 +69,7 @@ class FlowWalk(WalkState):
             target = decorator.decorator
             if isinstance(target, cst.Call):
                 target = target.func
-            if final_name(target) in RANK_DECORATORS:
+            if final_name(target) in RANK_DECORATORS or self._is_rank_zero_decorator(target):
                 return Condition(ConditionKind.DECORATOR, decorator, decorator, RANK)
         return None
 

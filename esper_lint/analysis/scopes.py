@@ -9,14 +9,27 @@ their binding (``values`` says what those bits mean).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from esper_lint.analysis.calls import FunctionInfo
+from esper_lint.analysis.calls import (
+    FunctionInfo,
+    calls_wrapped_only_under_rank,
+    external_key,
+    is_external,
+)
 from esper_lint.analysis.control import Exits
 from esper_lint.analysis.implicit import Scope as BindingScope
 from esper_lint.analysis.rank import DATA, ITER, RANK, UNIFORM
+from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.analysis.traversal import Scope, WalkState
+
+if TYPE_CHECKING:
+    from esper_lint.analysis.summaries import FunctionSummary
+
+# Class hierarchies deeper than this are cut (a cycle of bases across modules ends here).
+MAX_CLASS_DEPTH = 32
 
 
 def local_key(owner_key: str, name: str) -> str:
@@ -63,7 +76,7 @@ class ScopeWalk(WalkState):
             key = local_key(self.local_defs[-1][0], name)
         else:
             key = name
-        info = FunctionInfo(key)
+        info = FunctionInfo(key, params=tuple(self._param_bindings(node.params)))
         self.functions[key] = info
         self.local_defs.append((key, local_def_names(node.body.body)))
         saved = (self.context, self.exits, self.owner, self.class_body, self.method_class)
@@ -78,6 +91,7 @@ class ScopeWalk(WalkState):
         self.scopes.pop()
         self.local_defs.pop()
         self.context, self.exits, self.owner, self.class_body, self.method_class = saved
+        info.rank_zero_decorator = calls_wrapped_only_under_rank(info, self.functions)
         self.known_returns[key] = info.return_bits
         if info.element_returns is not None:
             self.known_elements[key] = info.element_returns
@@ -100,6 +114,12 @@ class ScopeWalk(WalkState):
             self.expr(decorator.decorator)
         for arg in (*node.bases, *node.keywords):
             self.expr(arg.value)
+        name = node.name.value
+        body = node.body.body
+        self.class_methods[name] = frozenset(
+            statement.name.value for statement in body if isinstance(statement, cst.FunctionDef)
+        )
+        self.class_bases[name] = tuple(self._class_ref(arg.value) for arg in node.bases)
         saved = (self.context, self.exits, self.class_body)
         self.context, self.exits, self.class_body = (), (), node.name.value
         self.scopes.append(Scope({}, is_class=True))
@@ -113,8 +133,27 @@ class ScopeWalk(WalkState):
         return ()
 
     def _import_from(self, node: cst.ImportFrom) -> Exits:
-        self.imports.add_import_from(node)
+        if node.relative and self.project is not None:
+            self._relative_import(node)
+        else:
+            self.imports.add_import_from(node)
         return ()
+
+    def _relative_import(self, node: cst.ImportFrom) -> None:
+        assert self.project is not None
+        if isinstance(node.names, cst.ImportStar):
+            return
+        tail = dotted_name(node.module) if node.module is not None else ""
+        base = self.project.absolute(len(node.relative), tail or "")
+        if base is None:
+            return
+        for alias in node.names:
+            if not isinstance(alias.name, cst.Name):
+                continue
+            local = alias.name.value
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.imports.aliases[local] = f"{base}.{alias.name.value}"
 
     def _bind(self, target: cst.CSTNode, bits: int, opaque: bool = False) -> None:
         if isinstance(target, cst.Name):
@@ -166,19 +205,130 @@ class ScopeWalk(WalkState):
         return self.sources.name_bits(name) if bits is None else bits
 
     def _helper_key(self, func: cst.BaseExpression) -> str | None:
-        """The same-file function a call may resolve to, as a key of ``functions``."""
+        """The function a call may resolve to: a key of ``functions`` (this file) or an
+        ``external_key`` (a function of another project module, see ``summaries``)."""
         if isinstance(func, cst.Name):
             name = func.value
             for owner_key, names in reversed(self.local_defs):
                 if name in names:
                     return local_key(owner_key, name)
+            if name not in self.functions:
+                imported = self._imported_function(name)
+                if imported is not None:
+                    return imported
             return name
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+        if not isinstance(func, cst.Attribute):
+            return None
+        attr = func.attr.value
+        if isinstance(func.value, cst.Name):
             receiver = func.value.value
             if receiver in ("self", "cls"):
                 if self.method_class is None:
                     return None
-                return f"{self.method_class}.{func.attr.value}"
-            if receiver[:1].isupper():
-                return f"{receiver}.{func.attr.value}"
+                found = self._method_key(self.method_class, attr, skip_own=False)
+                return f"{self.method_class}.{attr}" if found is None else found
+            if receiver in self.class_methods:
+                found = self._method_key(receiver, attr, skip_own=False)
+                return f"{receiver}.{attr}" if found is None else found
+        elif self._is_super(func.value) and self.method_class is not None:
+            return self._method_key(self.method_class, attr, skip_own=True)
+        dotted = dotted_name(func)
+        imported = self._imported_function(dotted) if dotted is not None else None
+        if imported is not None:
+            return imported
+        if isinstance(func.value, cst.Name) and func.value.value[:1].isupper():
+            return f"{func.value.value}.{attr}"
         return None
+
+    @staticmethod
+    def _is_super(node: cst.BaseExpression) -> bool:
+        return isinstance(node, cst.Call) and final_name(node.func) == "super"
+
+    def _imported_function(self, dotted: str) -> str | None:
+        """The external key of ``dotted`` when its head is an import of a project function."""
+        if self.project is None or dotted.partition(".")[0] not in self.imports.aliases:
+            return None
+        found = self.project.resolve(self.imports.qualify(dotted))
+        if found is None or self.project.function(*found) is None:
+            return None
+        return external_key(*found)
+
+    def _here(self) -> str:
+        return self.project.name if self.project is not None else ""
+
+    def _class_ref(self, base: cst.BaseExpression) -> str:
+        """``module:Class`` of a base class defined in the project, else ""."""
+        dotted = dotted_name(base)
+        if dotted is None:
+            return ""
+        if dotted in self.class_methods:
+            return f"{self._here()}:{dotted}"
+        if self.project is None or dotted.partition(".")[0] not in self.imports.aliases:
+            return ""
+        found = self.project.resolve(self.imports.qualify(dotted))
+        if found is None:
+            return ""
+        ref = f"{found[0]}:{found[1]}"
+        return ref if self.project.class_summary(ref) is not None else ""
+
+    def _bases_of(self, ref: str) -> tuple[str, ...]:
+        module, _, name = ref.partition(":")
+        if module == self._here():
+            return tuple(base for base in self.class_bases.get(name, ()) if base)
+        summary = self.project.class_summary(ref) if self.project is not None else None
+        return summary.bases if summary is not None else ()
+
+    def _mro(self, ref: str, depth: int = 0) -> list[str]:
+        """C3 linearisation over the project's classes (bases outside the project are left out)."""
+        bases = self._bases_of(ref) if depth < MAX_CLASS_DEPTH else ()
+        sequences = [self._mro(base, depth + 1) for base in bases] + [list(bases)]
+        order = [ref]
+        while True:
+            sequences = [sequence for sequence in sequences if sequence]
+            if not sequences:
+                return order
+            head = next(
+                (s[0] for s in sequences if not any(s[0] in t[1:] for t in sequences)),
+                sequences[0][0],  # no consistent order: Python refuses it; take the first
+            )
+            order.append(head)
+            sequences = [s[1:] if s[0] == head else s for s in sequences]
+
+    def _method_key(self, class_name: str, attr: str, *, skip_own: bool) -> str | None:
+        """The key of the first definition of ``attr`` along the MRO of ``class_name``."""
+        order = self._mro(f"{self._here()}:{class_name}")
+        for ref in order[1:] if skip_own else order:
+            module, _, name = ref.partition(":")
+            if module == self._here():
+                if attr in self.class_methods.get(name, ()):
+                    return f"{name}.{attr}"
+            else:
+                summary = self.project.class_summary(ref) if self.project is not None else None
+                if summary is not None and attr in summary.methods:
+                    return external_key(module, f"{name}.{attr}")
+        return None
+
+    def _external(self, key: str | None) -> FunctionSummary | None:
+        if key is None or self.project is None or not is_external(key):
+            return None
+        module, _, name = key.partition(":")
+        return self.project.function(module, name)
+
+    def _returns_of(self, key: str) -> int | None:
+        """What a call of function ``key`` returns, when it is known yet."""
+        if is_external(key):
+            summary = self._external(key)
+            return summary.return_bits if summary is not None else None
+        return self.known_returns.get(key)
+
+    def _is_rank_zero_decorator(self, target: cst.BaseExpression) -> bool:
+        if not isinstance(target, (cst.Name, cst.Attribute)):
+            return False
+        key = self._helper_key(target)
+        if key is None:
+            return False
+        if is_external(key):
+            summary = self._external(key)
+            return summary is not None and summary.rank_zero_decorator
+        info = self.functions.get(key)
+        return info is not None and info.rank_zero_decorator

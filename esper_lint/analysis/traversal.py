@@ -33,6 +33,9 @@ from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE, Sources
 from esper_lint.analysis.symbols import Imports, SymmetricNames
 
+if TYPE_CHECKING:
+    from esper_lint.analysis.summaries import FunctionSummary, ModuleContext
+
 _SKIPPED_FIELDS = frozenset(
     {
         "lpar",
@@ -92,8 +95,10 @@ class WalkState:
         sources: Sources,
         known_returns: dict[str, int],
         implicit: ImplicitCalls,
+        project: ModuleContext | None = None,
     ) -> None:
         self.module = module
+        self.project = project  # None: the file alone, as if it had no project
         self.names = names
         self.sources = sources
         self.implicit = implicit  # the implicit-collectives table, and what names hold (ESP006)
@@ -110,6 +115,9 @@ class WalkState:
         self.complements: list[list[ComplementCandidate]] = []
         self.scopes: list[Scope] = [Scope({})]
         self.class_attrs: dict[tuple[str, str], int] = {}
+        # class name -> the methods its body defines, and the refs ("module:Class") of its bases
+        self.class_methods: dict[str, frozenset[str]] = {}
+        self.class_bases: dict[str, tuple[str, ...]] = {}
         self.context: Context = ()
         self.exits: Exits = ()
         self.owner: FunctionInfo | None = None
@@ -196,4 +204,13 @@ class WalkState:
         raise NotImplementedError
 
     def _binding_scope(self) -> BindingScope:
+        raise NotImplementedError
+
+    def _external(self, key: str | None) -> FunctionSummary | None:
+        raise NotImplementedError
+
+    def _returns_of(self, key: str) -> int | None:
+        raise NotImplementedError
+
+    def _is_rank_zero_decorator(self, target: cst.BaseExpression) -> bool:
         raise NotImplementedError

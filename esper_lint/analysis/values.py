@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from esper_lint.analysis.calls import CallRecord
+from esper_lint.analysis.calls import CallRecord, is_external
 from esper_lint.analysis.control import Exits
 from esper_lint.analysis.rank import (
     DATA,
@@ -148,7 +148,7 @@ class ValueWalk(WalkState):
         if name in VALUE_PRESERVING_CALLS or name in ("range", "len"):
             return True
         key = self._helper_key(value.func)
-        return key is not None and key in self.known_returns
+        return key is not None and (key in self.known_returns or self._external(key) is not None)
 
     def _element_values(self, value: cst.BaseExpression, count: int) -> list[int] | None:
         """Bits of each element of a tuple value, or of a same-file function's tuple result."""
@@ -159,6 +159,9 @@ class ValueWalk(WalkState):
         if isinstance(value, cst.Call):
             key = self._helper_key(value.func)
             elements = self.known_elements.get(key) if key is not None else None
+            summary = self._external(key)
+            if summary is not None and summary.element_returns is not None:
+                elements = list(summary.element_returns)
             if elements is not None and len(elements) == count:
                 self.expr(value)
                 return list(elements)
@@ -248,7 +251,10 @@ class ValueWalk(WalkState):
 
     def _call(self, node: cst.Call) -> int:
         func = node.func
-        bits = self._callee(func)
+        helper_key = self._helper_key(func)
+        # A project function answers for itself: its summary, not its name, says what it returns.
+        external = self._external(helper_key)
+        bits = self._callee(func) if external is None else self._receiver_bits(func)
         arg_bits = NONE
         first_arg_bits = NONE
         for index, arg in enumerate(node.args):
@@ -263,7 +269,7 @@ class ValueWalk(WalkState):
         # `model.to(device_of_rank)` is not a rank-dependent model.
         carried = RANK | DATA if name in VALUE_PRESERVING_CALLS else DATA
         inputs = bits | arg_bits
-        own = self.sources.call_bits(func, qualified)
+        own = self.sources.call_bits(func, qualified) if external is None else NONE
         if is_uniform(inputs) and nondeterministic_source(qualified) is None:
             own &= ~DATA  # `reduced.item()`, `torch.isfinite(reduced)`: still the same everywhere
         bits |= (arg_bits & (carried | UNIFORM)) | own
@@ -277,11 +283,11 @@ class ValueWalk(WalkState):
         elif name == "next" and first_arg_bits & ITER:
             bits |= DATA
             self._mark_while_driven_by_next(node)
-        helper_key = self._helper_key(func)
         if helper_key is not None:
-            returns = self.known_returns.get(helper_key)
+            returns = self._returns_of(helper_key)
             if returns is None:
-                self.used_before_definition.add(helper_key)
+                if not is_external(helper_key):
+                    self.used_before_definition.add(helper_key)
             elif is_uniform(returns):
                 bits = made_uniform(bits)  # `reduce_dict(loss_dict)`: every return is reduced
             else:
@@ -463,6 +469,9 @@ class ValueWalk(WalkState):
                     name = arg.value.value
                     self._bind(arg.value, self._lookup(name) & ~RANK)
         return bits & ~RANK
+
+    def _receiver_bits(self, func: cst.BaseExpression) -> int:
+        return self.expr(func.value) if isinstance(func, cst.Attribute) else NONE
 
 
 _SOURCE_WORDS = {

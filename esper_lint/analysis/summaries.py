@@ -1,0 +1,376 @@
+"""Per-module summaries: what importers need to know about a project module's functions.
+
+A summary is computed once per module (one walk of its tree, the same walk ``build_facts`` makes)
+and reused by every file that imports it. For each top-level function and method:
+
+- ``chains``: the symmetric calls it makes, per kind, directly or through other functions of the
+  project, as the chain a message shows (``all_reduce_mean() -> dist.all_reduce()``);
+- ``return_bits``: what its result depends on (``returns_rank_dependent``: ``def is_main():
+  return dist.get_rank() == 0``); ``returns_uniform``: its result comes from a reduction or a
+  broadcast and is the same on every rank;
+- ``rank_zero_decorator``: a decorator whose wrapper calls the wrapped function only under a
+  rank-dependent condition (``@master_only``), so the functions it decorates run on some ranks.
+
+And for each class, its resolved bases and the methods it defines (``self.f()`` resolves through
+the bases in MRO order). Import cycles end at a module whose summary is being computed: it
+contributes nothing to the modules of the cycle that ask for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from esper_lint.analysis.project import ProjectIndex, imported_modules, resolve_relative
+from esper_lint.analysis.rank import RANK, UNIFORM
+from esper_lint.config import Config
+
+if TYPE_CHECKING:
+    import libcst
+
+    from esper_lint.analysis.facts import Walker
+
+# Re-exports followed through at most this many modules (`a` re-exports `b.f` re-exports...).
+MAX_REEXPORT_HOPS = 16
+# How often a summary computed inside an import cycle is computed again before it is kept.
+MAX_CYCLE_RETRIES = 2
+# Summaries computed one inside another (a chain of imports met while walking): deeper ones are
+# left out for now, like a cycle, so the stack stays far from Python's recursion limit.
+MAX_SUMMARY_DEPTH = 12
+# Imports followed by ``could_contribute`` from one module.
+MAX_IMPORT_DEPTH = 64
+# Parsed trees kept for reuse (a module summarised and linted, a summary computed again inside a
+# cycle), up to this much source in all.
+MAX_TREE_SOURCE_BYTES = 48 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FunctionSummary:
+    file: str  # the defining module's file, as messages show it
+    return_bits: int
+    element_returns: tuple[int, ...] | None
+    chains: dict[str, tuple[str, ...]]  # CallKind.value -> chain
+    rank_zero_decorator: bool
+
+    @property
+    def returns_rank_dependent(self) -> bool:
+        return bool(self.return_bits & RANK)
+
+    @property
+    def returns_uniform(self) -> bool:
+        return bool(self.return_bits & UNIFORM) and not self.return_bits & RANK
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    bases: tuple[str, ...]  # "module:Class" of each base defined in the project, in order
+    methods: frozenset[str]
+
+
+@dataclass
+class ModuleSummary:
+    name: str
+    file: str
+    functions: dict[str, FunctionSummary] = field(default_factory=dict)
+    classes: dict[str, ClassSummary] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # imported names -> qualified names
+
+    def digest(self) -> str:
+        """Changes exactly when what importers may learn from this module changes."""
+        material = {
+            "functions": {
+                key: [f.return_bits, f.element_returns, f.chains, f.rank_zero_decorator]
+                for key, f in sorted(self.functions.items())
+            },
+            "classes": {
+                key: [list(c.bases), sorted(c.methods)] for key, c in sorted(self.classes.items())
+            },
+            "aliases": dict(sorted(self.aliases.items())),
+        }
+        encoded = json.dumps(material, sort_keys=True).encode("utf-8")
+        return blake2b(encoded, digest_size=16).hexdigest()
+
+
+class Project:
+    """The summaries of one project's modules, computed on demand and kept."""
+
+    def __init__(self, index: ProjectIndex, config: Config) -> None:
+        self.index = index
+        self.config = config
+        self.summaries: dict[str, ModuleSummary | None] = {}
+        # the modules whose summaries are being computed, innermost last
+        self.in_progress: list[str] = []
+        # Summaries computed while a module they depend on was still incomplete (a cycle) are
+        # provisional: reused until the outermost computation ends, then computed again on the
+        # next request (at most MAX_CYCLE_RETRIES times), when the rest of the cycle is known.
+        self.incomplete: set[str] = set()
+        self.provisional: dict[str, ModuleSummary | None] = {}
+        self.retries: dict[str, int] = {}
+        self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
+        self._contributes: dict[str, bool] = {}
+        self._offered: dict[str, frozenset[str]] = {}
+        self._offering: set[str] = set()
+        self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
+        self.tree_bytes = 0
+
+    def context(self, path: Path) -> ModuleContext:
+        name = self.index.module_name(path) or ""
+        display = self.index.display(path)
+        return ModuleContext(
+            self, name, path.name == "__init__.py", display, os.path.realpath(path)
+        )
+
+    def cached_tree(self, real_path: str, source: bytes) -> libcst.Module | None:
+        """The tree already parsed from exactly these bytes at this path, if one is kept."""
+        kept = self.trees.get(real_path)
+        return kept[1] if kept is not None and kept[0] == source else None
+
+    def keep_tree(self, real_path: str, source: bytes, module: libcst.Module) -> None:
+        if real_path in self.trees or self.tree_bytes + len(source) > MAX_TREE_SOURCE_BYTES:
+            return
+        self.trees[real_path] = (source, module)
+        self.tree_bytes += len(source)
+
+    def remember(self, name: str, walker: Walker) -> None:
+        """The summary a lint walk yields, for the importers analysed after it."""
+        if name and name not in self.summaries and not self.in_progress and not self.incomplete:
+            self.summaries[name] = summary_of(walker)
+
+    def summary(self, name: str) -> ModuleSummary | None:
+        if name in self.summaries:
+            return self.summaries[name]
+        if name in self.provisional:
+            return self.provisional[name]
+        if name in self.in_progress:
+            # an import cycle: this module contributes nothing yet to the modules it reaches
+            self.incomplete.update(self.in_progress[self.in_progress.index(name) + 1 :])
+            return None
+        if len(self.in_progress) >= MAX_SUMMARY_DEPTH:
+            self.incomplete.update(self.in_progress)
+            return None
+        path = self.index.module_file(name)
+        if path is None:
+            return None
+        summary = self._summarise(name, path)
+        retries = self.retries.get(name, 0)
+        if name in self.incomplete and retries < MAX_CYCLE_RETRIES:
+            self.incomplete.discard(name)
+            self.retries[name] = retries + 1
+            self.provisional[name] = summary
+        else:
+            self.summaries[name] = summary
+        if not self.in_progress:
+            self.provisional.clear()
+        return summary
+
+    def _summarise(self, name: str, path: Path) -> ModuleSummary | None:
+        source = self.index.source(path)
+        if source is None:
+            return None
+        if not self.could_contribute(name):
+            return ModuleSummary(name, self.index.display(path))
+        from esper_lint.analysis.facts import walk_module
+        from esper_lint.checker import parse_for_analysis
+
+        real_path = os.path.realpath(path)
+        module = self.cached_tree(real_path, source)
+        if module is None:
+            module = parse_for_analysis(source)
+            if module is None:
+                return None
+            self.keep_tree(real_path, source, module)
+        self.in_progress.append(name)
+        try:
+            return summary_of(walk_module(module, self.config, self.context(path)))
+        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError):
+            return None  # a module the analysis can't read contributes nothing to its importers
+        finally:
+            self.in_progress.pop()
+
+    def could_contribute(self, name: str, visiting: frozenset[str] = frozenset()) -> bool:
+        """Whether module ``name`` may make a symmetric call or read the rank, itself or through
+        the project modules it imports. A module that mentions neither (and imports nothing that
+        does) has nothing for an importer and is not parsed.
+        """
+        if name in self._contributes:
+            return self._contributes[name]
+        path = self.index.module_file(name)
+        source = self.index.source(path) if path is not None else None
+        if path is None or source is None or name in visiting or len(visiting) > MAX_IMPORT_DEPTH:
+            return False
+        from esper_lint.prefilter import contribution_predicate
+
+        found = contribution_predicate(self.config)(source)
+        if not found:
+            # what this module has to offer depends on what it imports: so do its importers
+            imports = list(self.project_imports(source, name, path.name == "__init__.py"))
+            self.dependencies.setdefault(name, set()).update(imports)
+            found = any(self.could_contribute(m, visiting | {name}) for m in imports)
+        if not visiting or found:
+            self._contributes[name] = found
+        return found
+
+    def offered_names(self, name: str, consumer: str) -> frozenset[str]:
+        """The names through which importing module ``name`` can give ``consumer`` a symmetric
+        call: its functions and methods (and their classes) that make one or are rank-zero
+        decorators, and the names it re-exports from modules that offer one."""
+        self.dependencies.setdefault(consumer, set()).add(name)
+        if name in self._offered:
+            return self._offered[name]
+        if name in self._offering:
+            return frozenset()  # a cycle of re-exports: what is known so far
+        self._offering.add(name)
+        try:
+            found = frozenset(self._offered_names(name))
+        finally:
+            self._offering.discard(name)
+        self._offered[name] = found
+        return found
+
+    def _offered_names(self, name: str) -> set[str]:
+        summary = self.summary(name)
+        if summary is None:
+            return set()
+        offered = set()
+        for key, function in summary.functions.items():
+            if function.chains or function.rank_zero_decorator:
+                offered.update(key.split("."))
+        for alias, target in summary.aliases.items():
+            module = self._module_of(target)
+            if module is None or module == name:
+                continue
+            names = self.offered_names(module, name)
+            if names and (target == module or target.rpartition(".")[2] in names):
+                offered.add(alias)
+        return offered
+
+    def _module_of(self, qualified: str) -> str | None:
+        """The longest prefix of ``qualified`` that is a project module."""
+        module = qualified
+        while module:
+            if self.index.module_file(module) is not None:
+                return module
+            module = module.rpartition(".")[0]
+        return None
+
+    def imports_offering(self, source: bytes, path: Path) -> bool:
+        """Whether a file that names no symmetric call still imports one from the project, and
+        names it (a function, its class, a decorator, a module re-exporting one)."""
+        from esper_lint.prefilter import names_pattern
+
+        name = self.index.module_name(path) or ""
+        is_package = path.name == "__init__.py"
+        offered: frozenset[str] = frozenset()
+        for module in self.project_imports(source, name, is_package):
+            offered |= self.offered_names(module, name)
+        return bool(offered) and names_pattern(offered).search(source) is not None
+
+    def summary_digest(self, name: str) -> str:
+        summary = self.summary(name)
+        if summary is None:
+            return blake2b(b"no summary", digest_size=16).hexdigest()
+        return summary.digest()
+
+    def project_imports(self, source: bytes, name: str, is_package: bool) -> Iterator[str]:
+        for imported in imported_modules(source, name, is_package):
+            if imported != name and self.index.module_file(imported) is not None:
+                yield imported
+
+    def depends_on(self, path: Path) -> set[str]:
+        """The modules whose summaries the analysis of the file at ``path`` read."""
+        return self.dependency_closure(self.index.module_name(path) or "")
+
+    def dependency_closure(self, name: str) -> set[str]:
+        """Every module whose summary ``name``'s analysis read, directly or through others."""
+        closure: set[str] = set()
+        pending = list(self.dependencies.get(name, ()))
+        while pending:
+            module = pending.pop()
+            if module in closure or module == name:
+                continue
+            closure.add(module)
+            pending.extend(self.dependencies.get(module, ()))
+        return closure
+
+
+@dataclass
+class ModuleContext:
+    """One module's view of its project: how its imports and base classes resolve."""
+
+    project: Project
+    name: str
+    is_package: bool
+    file: str
+    real_path: str = ""
+
+    def absolute(self, level: int, tail: str) -> str | None:
+        return resolve_relative(self.name, self.is_package, level, tail)
+
+    def _module(self, name: str) -> ModuleSummary | None:
+        self.project.dependencies.setdefault(self.name, set()).add(name)
+        return self.project.summary(name)
+
+    def resolve(self, qualified: str) -> tuple[str, str] | None:
+        """(module, name) of a project function or class named ``qualified``, after re-exports."""
+        for _ in range(MAX_REEXPORT_HOPS):
+            module, _, attr = qualified.rpartition(".")
+            while module:
+                if self.project.index.module_file(module) is not None:
+                    break
+                module, _, head = module.rpartition(".")
+                attr = f"{head}.{attr}"
+            if not module:
+                return None
+            summary = self._module(module)
+            if summary is None:
+                return None
+            first, _, rest = attr.partition(".")
+            if attr in summary.functions or first in summary.classes:
+                return module, attr
+            if first not in summary.aliases:
+                return None
+            target = summary.aliases[first]
+            qualified = f"{target}.{rest}" if rest else target
+        return None
+
+    def function(self, module: str, key: str) -> FunctionSummary | None:
+        summary = self._module(module)
+        return summary.functions.get(key) if summary is not None else None
+
+    def class_summary(self, ref: str) -> ClassSummary | None:
+        module, _, name = ref.partition(":")
+        summary = self._module(module)
+        return summary.classes.get(name) if summary is not None else None
+
+
+def summary_of(walker: Walker) -> ModuleSummary:
+    from esper_lint.analysis.calls import HelperChains
+    from esper_lint.analysis.symbols import CallKind
+
+    context = walker.project
+    assert context is not None
+    summary = ModuleSummary(context.name, context.file)
+    chains = HelperChains(walker.module, walker.functions, context)
+    for key, info in walker.functions.items():
+        if "<locals>" in key:
+            continue
+        found = {}
+        for kind in CallKind:
+            chain = chains.chain(key, kind, frozenset())
+            if chain is not None:
+                found[kind.value] = chain[0]  # the calls, without the terminal record
+        elements = tuple(info.element_returns) if info.element_returns is not None else None
+        summary.functions[key] = FunctionSummary(
+            context.file, info.return_bits, elements, found, info.rank_zero_decorator
+        )
+    for name, methods in walker.class_methods.items():
+        bases = tuple(ref for ref in walker.class_bases.get(name, ()) if ref)
+        summary.classes[name] = ClassSummary(bases, methods)
+    defined = set(summary.functions) | set(summary.classes)
+    summary.aliases = {k: v for k, v in walker.imports.aliases.items() if k not in defined}
+    return summary

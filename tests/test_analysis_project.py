@@ -1,0 +1,245 @@
+"""The project model and module summaries, and the CLI over a project: partial runs, the cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import libcst
+import pytest
+
+from esper_lint.analysis.facts import build_facts
+from esper_lint.analysis.project import (
+    ProjectIndex,
+    find_project_root,
+    imported_modules,
+    resolve_relative,
+)
+from esper_lint.analysis.summaries import Project
+from esper_lint.config import Config
+
+PROJECTS = Path(__file__).parent / "fixtures" / "projects"
+
+
+def put(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cli(*args: str, cwd: Path, cache: Path | None = None) -> tuple[int, str]:
+    env = {**os.environ}
+    command = [sys.executable, "-m", "esper_lint", "--output-format", "concise", "-q"]
+    if cache is None:
+        command.append("--no-cache")
+    else:
+        env["ESPER_LINT_CACHE_DIR"] = str(cache)
+    completed = subprocess.run(
+        [*command, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "Traceback" not in completed.stdout + completed.stderr
+    return completed.returncode, completed.stdout
+
+
+# --- the project model -----------------------------------------------------------------------
+
+
+def test_the_root_is_the_nearest_marked_ancestor(tmp_path: Path) -> None:
+    put(tmp_path, "outer/setup.cfg", "")
+    put(tmp_path, "outer/inner/.git", "")
+    module = put(tmp_path, "outer/inner/pkg/mod.py", "")
+    assert find_project_root(module) == tmp_path / "outer" / "inner"
+    assert find_project_root(tmp_path / "outer" / "x.py") == tmp_path / "outer"
+
+
+def test_module_names_follow_the_src_layout_and_configured_roots(tmp_path: Path) -> None:
+    put(tmp_path, "pyproject.toml", "")
+    put(tmp_path, "src/pkg/__init__.py", "")
+    dist = put(tmp_path, "src/pkg/utils/dist.py", "")
+    lib = put(tmp_path, "lib/core/comm.py", "")
+    script = put(tmp_path, "scripts/train.py", "")
+    index = ProjectIndex(tmp_path, [tmp_path / "lib"])
+    assert index.module_name(dist) == "pkg.utils.dist"
+    assert index.module_name(tmp_path / "src/pkg/__init__.py") == "pkg"
+    assert index.module_name(lib) == "core.comm"
+    assert index.module_name(script) == "scripts.train"
+    assert index.module_file("pkg.utils.dist") == dist
+    assert index.module_file("pkg") == tmp_path / "src/pkg/__init__.py"
+    assert index.module_file("torch.distributed") is None
+
+
+def test_relative_imports_resolve_against_the_package() -> None:
+    assert resolve_relative("pkg.engine.loop", False, 1, "hooks") == "pkg.engine.hooks"
+    assert resolve_relative("pkg.engine.loop", False, 2, "utils.comm") == "pkg.utils.comm"
+    assert resolve_relative("pkg.engine", True, 1, "") == "pkg.engine"
+    assert resolve_relative("pkg.mod", False, 3, "x") is None  # above the top package
+
+
+def test_imported_modules_reads_every_import_form() -> None:
+    source = (
+        b"import a.b as c, d\n"
+        b"from e.f import (g,\n    h as i)\n"
+        b"from . import j\n"
+        b"from ..k import *\n"
+        b"x = 'import nothing'\n"
+    )
+    found = imported_modules(source, "pkg.sub.mod", False)
+    assert found == ["a.b", "d", "e.f", "e.f.g", "e.f.h", "pkg.sub", "pkg.sub.j", "pkg.k"]
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+
+def summarised(root: Path) -> Project:
+    return Project(ProjectIndex(root), Config(root=root))
+
+
+def test_summaries_say_what_each_function_offers(tmp_path: Path) -> None:
+    shutil.copytree(PROJECTS / "rank_zero_decorator", tmp_path, dirs_exist_ok=True)
+    put(
+        tmp_path,
+        "pkg/comm.py",
+        "import torch.distributed as dist\n"
+        "def mean(t):\n    dist.all_reduce(t)\n    return t.item() / 2\n"
+        "def local(t):\n    return t.item() + dist.get_rank()\n",
+    )
+    project = summarised(tmp_path)
+    decorators = project.summary("pkg.decorators")
+    comm = project.summary("pkg.comm")
+    assert decorators is not None and comm is not None
+    assert decorators.functions["master_only"].rank_zero_decorator
+    assert decorators.functions["main_or_skip"].rank_zero_decorator
+    assert decorators.functions["is_main_process"].returns_rank_dependent
+    assert not decorators.functions["is_main_process"].rank_zero_decorator
+    assert comm.functions["mean"].returns_uniform
+    assert comm.functions["mean"].chains == {"collective": ("dist.all_reduce()",)}
+    assert not comm.functions["local"].returns_uniform
+    assert comm.functions["local"].returns_rank_dependent
+
+
+def test_a_reduced_result_is_a_queryable_uniform_fact(tmp_path: Path) -> None:
+    shutil.copytree(PROJECTS / "cross_file_collective", tmp_path, dirs_exist_ok=True)
+    train = put(
+        tmp_path,
+        "pkg/eval.py",
+        "from pkg.utils.dist import all_reduce_mean\n"
+        "from pkg.train import sync_stats\n"
+        "loss = all_reduce_mean(t)\nother = sync_stats(t)\nplain = len(t)\n",
+    )
+    project = summarised(tmp_path)
+    module = libcst.parse_module(train.read_bytes())
+    facts = build_facts(module, Config(root=tmp_path), project.context(train))
+    statements = [line.body[0] for line in module.body[2:]]
+    calls = [statement.value for statement in statements if isinstance(statement, libcst.Assign)]
+    assert [facts.returns_uniform(call) for call in calls if isinstance(call, libcst.Call)] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_a_module_that_mentions_nothing_is_not_parsed(tmp_path: Path) -> None:
+    put(tmp_path, "pyproject.toml", "")
+    put(tmp_path, "plain.py", "def helper(x):\n    return x + 1\n")
+    put(tmp_path, "chain.py", "from plain import helper\ndef outer(x):\n    return helper(x)\n")
+    put(tmp_path, "ranked.py", "from chain import outer\ndef r():\n    return get_rank()\n")
+    project = summarised(tmp_path)
+    assert not project.could_contribute("plain")
+    assert not project.could_contribute("chain")
+    assert project.could_contribute("ranked")
+    plain = project.summary("chain")
+    assert plain is not None and plain.functions == {}  # known to offer nothing, never parsed
+
+
+def test_an_edit_that_changes_what_importers_learn_changes_the_digest(tmp_path: Path) -> None:
+    put(tmp_path, "pyproject.toml", "")
+    dist = put(tmp_path, "dist.py", "import torch.distributed as dist\n" + IS_MAIN_BY_RANK)
+    before = summarised(tmp_path).summary_digest("dist")
+    dist.write_text("import torch.distributed as dist\n# a comment\n" + IS_MAIN_BY_RANK)
+    assert summarised(tmp_path).summary_digest("dist") == before
+    dist.write_text("import torch.distributed as dist\n" + IS_MAIN_BY_FLAG)
+    assert summarised(tmp_path).summary_digest("dist") != before
+
+
+# --- the CLI over a project --------------------------------------------------------------------
+
+IS_MAIN_BY_RANK = "def is_main():\n    return dist.get_rank() == 0\n"
+IS_MAIN_BY_FLAG = "FLAGS = {'main': True}\ndef is_main():\n    return FLAGS['main']\n"
+TRAIN = (
+    "import torch.distributed as dist\n"
+    "from utils.dist import is_main\n"
+    "def end(t):\n"
+    "    if is_main():\n"
+    "        dist.barrier()\n"
+)
+
+
+def test_one_file_passed_still_gets_the_cross_file_finding(tmp_path: Path) -> None:
+    shutil.copytree(PROJECTS / "cross_file_collective", tmp_path, dirs_exist_ok=True)
+    code, out = cli("pkg/train.py", cwd=tmp_path)
+    assert code == 1
+    assert out.splitlines() == [
+        "pkg/train.py:13:9: ESP004 sync_stats() -> pkg/utils/dist.py: all_reduce_mean() -> "
+        "dist.all_reduce() is a collective that may not run on every rank: it is controlled by "
+        "the rank-dependent condition at line 12 (dist.get_rank() == 0)"
+    ]
+    # Only the files passed are reported: the helper's own module has nothing to say.
+    assert cli("pkg/utils/dist.py", cwd=tmp_path) == (0, "")
+
+
+def test_one_file_passed_from_elsewhere_uses_its_own_project_root(tmp_path: Path) -> None:
+    shutil.copytree(PROJECTS / "src_layout", tmp_path / "proj")
+    code, out = cli(str(tmp_path / "proj" / "scripts" / "train.py"), cwd=tmp_path)
+    assert code == 1 and out.count("ESP004") == 2
+    assert "src/mypkg/comm.py: sync()" in out
+
+
+def test_editing_a_dependency_changes_the_warm_run(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    put(root, "pyproject.toml", "")
+    put(root, "utils/__init__.py", "")
+    dist = put(root, "utils/dist.py", "import torch.distributed as dist\n" + IS_MAIN_BY_RANK)
+    put(root, "train.py", TRAIN)
+    cache = tmp_path / "cache"
+    cold = cli(".", cwd=root, cache=cache)
+    assert cold[0] == 1 and "train.py:5:9: ESP004" in cold[1]
+    assert cli(".", cwd=root, cache=cache) == cold  # warm, nothing changed
+    dist.write_text("import torch.distributed as dist\n" + IS_MAIN_BY_FLAG)
+    assert cli(".", cwd=root, cache=cache) == (0, "")
+    assert cli("train.py", cwd=root, cache=cache) == (0, "")  # a partial run sees it too
+    dist.write_text("import torch.distributed as dist\n" + IS_MAIN_BY_RANK)
+    assert cli("train.py", cwd=root, cache=cache) == cold
+
+
+def test_a_file_skipped_by_the_prefilter_is_checked_again_when_its_import_changes(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "proj"
+    put(root, "pyproject.toml", "")
+    helpers = put(root, "helpers.py", "def finish():\n    print('done')\n")
+    put(
+        root,
+        "train.py",
+        "from helpers import finish\ndef end(rank):\n    if rank == 0:\n        finish()\n",
+    )
+    cache = tmp_path / "cache"
+    assert cli(".", cwd=root, cache=cache) == (0, "")
+    helpers.write_text("import torch.distributed as dist\ndef finish():\n    dist.barrier()\n")
+    code, out = cli(".", cwd=root, cache=cache)
+    assert code == 1 and out.startswith(
+        "train.py:4:9: ESP004 helpers.py: finish() -> dist.barrier()"
+    )
+
+
+@pytest.mark.parametrize("name", ["import_cycle", "init_reexports"])
+def test_a_project_gives_the_same_results_with_a_pool(tmp_path: Path, name: str) -> None:
+    shutil.copytree(PROJECTS / name, tmp_path, dirs_exist_ok=True)
+    for index in range(8):  # enough candidates for the engine to start a pool
+        put(tmp_path, f"extra/m{index}.py", "import torch.distributed as dist\ndist.barrier()\n")
+    serial = cli("-j", "1", ".", cwd=tmp_path)
+    assert cli("-j", "2", ".", cwd=tmp_path) == serial
+    assert serial[0] == 1
