@@ -12,10 +12,10 @@ sources, the project root, the ``extend_*`` settings and ``backends`` (the only 
 the analysis reads). The document maps each file (relative to the root) to its stat signature,
 the blake2b digest of its bytes, whether it was parsed, its raw diagnostics (before
 select/ignore, so changing those does not invalidate anything) and the project modules its
-results depend on, each with the digest of that module's summary (``analysis.summaries``). A result is reused only
-while every one of those summaries is unchanged: the document also keeps, per module, its stat
-signature and summary digest, so a warm run stats the modules and recomputes the summary of a
-changed one only. A warm run loads one small file and stats each
+results depend on, each with the digest of that module's summary (``analysis.summaries``). A
+result is reused only while every one of those summaries is unchanged: the document also keeps,
+per module, its stat signature and summary digest, so a warm run stats the modules and
+recomputes the summary of a changed one only. A warm run loads one small file and stats each
 source file; it neither reads nor hashes a file whose signature is unchanged. A file whose
 signature changed is hashed, and any entry with the same digest answers for it.
 
