@@ -335,6 +335,12 @@ class ValueWalk(WalkState):
             buffer = positional[index] if index < len(positional) else None
             if isinstance(buffer, cst.Name):
                 self._bind(buffer, made_uniform(self._lookup(buffer.value)))
+            elif (
+                isinstance(buffer, cst.Attribute)
+                and isinstance(buffer.value, cst.Name)
+                and buffer.value.value == "self"
+            ):
+                self._bind(buffer, UNIFORM)  # `dist.all_reduce(self.found_inf, op=MAX)`
         return bits
 
     def why_local(self, test: cst.CSTNode) -> Witness | None:
