@@ -104,9 +104,15 @@ class RankLocalExit(Rule):
         other modules, and symmetric calls made by the caller after the function returns, are
         not seen. Paths are not counted: an exit followed by a symmetric call that the exiting
         rank would also have skipped on every other path is still reported. A value is read by
-        its last binding in the scope; a buffer reduced in place through an attribute or an
-        index (`dist.all_reduce(self.flag)`, `dist.all_reduce(flags[0])`) is not followed. An
-        exception raised inside a `try` with handlers in the same function is taken to be caught.
+        its last binding in the scope; a buffer reduced in place through another object's
+        attribute or an index (`dist.all_reduce(state.flag)`, `dist.all_reduce(flags[0])`) is not
+        followed (`self.flag` is). A value that passes through an object's state
+        (`metric.add_batch(gathered)`, then `metric.compute()`) is read by its name. An exception
+        raised inside a `try` with handlers in the same function is taken to be caught. `raise`
+        and `assert` count only on a health check (`isfinite`, `isnan`) or a loss, metric, clock
+        or random value ordered against a bound; invariants (`key is not None`, `a == b`) are
+        taken to hold on every rank. A test that reads only a function's name, tensor metadata
+        (`t.device`, `t.numel()`) or a container's keys (`key in metrics`) is not rank-local.
         """
     bad = (
         """
