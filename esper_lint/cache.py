@@ -124,6 +124,7 @@ def cache_key(config: Config) -> str:
         "extend_rank_sources": list(config.extend_rank_sources),
         "extend_data_sources": list(config.extend_data_sources),
         "extend_implicit_collectives": list(config.extend_implicit_collectives),
+        "extend_sanitizers": list(config.extend_sanitizers),
         "backends": sorted(config.backends),
     }
     encoded = json.dumps(material, sort_keys=True).encode("utf-8")

@@ -57,6 +57,7 @@ LIST_KEYS = (
     "extend-rank-sources",
     "extend-data-sources",
     "extend-implicit-collectives",
+    "extend-sanitizers",
     "backends",
     "exclude",
     "extend-exclude",
@@ -64,7 +65,12 @@ LIST_KEYS = (
 )
 CODE_LIST_KEYS = ("select", "extend-select", "ignore")
 # Matched against the final name of a call, attribute or name: each entry must be one.
-NAME_LIST_KEYS = ("extend-symmetric-calls", "extend-rank-sources", "extend-implicit-collectives")
+NAME_LIST_KEYS = (
+    "extend-symmetric-calls",
+    "extend-rank-sources",
+    "extend-implicit-collectives",
+    "extend-sanitizers",
+)
 # Matched as a substring of a name: an empty entry would match every loop.
 NAME_PART_LIST_KEYS = ("extend-data-sources",)
 BOOL_KEYS = ("respect-gitignore", "force-exclude")
@@ -96,6 +102,8 @@ class Config:
     extend_rank_sources: tuple[str, ...] = ()
     extend_data_sources: tuple[str, ...] = ()
     extend_implicit_collectives: tuple[str, ...] = ()
+    # functions whose result is the same on every rank (ESP005; see analysis/sanitizers.py)
+    extend_sanitizers: tuple[str, ...] = ()
     # the training backends whose implicit collectives ESP006 checks
     backends: tuple[str, ...] = BACKENDS
     exclude: tuple[str, ...] = ()

@@ -234,7 +234,10 @@ def test_early_exits_skip_later_calls() -> None:
             sys.exit(0)
         slot.step_epoch()
     """
-    assert found(source) == {(6, "ESP003"), (12, "ESP003"), (18, "ESP003"), (23, "ESP003")}
+    # ESP003 on each skipped call; the process exit under rank control is ESP005 as well (the
+    # other ranks wait in their next collective), while the return/continue/raise are not.
+    expected = {(6, "ESP003"), (12, "ESP003"), (18, "ESP003"), (23, "ESP003"), (22, "ESP005")}
+    assert found(source) == expected
 
 
 def test_exit_in_one_branch_does_not_reach_the_other_branch() -> None:

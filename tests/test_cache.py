@@ -121,6 +121,7 @@ def test_tool_version_invalidates(project: Path, monkeypatch: pytest.MonkeyPatch
         {"extend_symmetric_calls": ("sync_alpha",)},
         {"extend_rank_sources": ("is_coordinator",)},
         {"extend_data_sources": ("stream",)},
+        {"extend_sanitizers": ("sync_flag",)},
     ],
 )
 def test_analysis_configuration_invalidates(project: Path, change: dict[str, object]) -> None:

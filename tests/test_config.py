@@ -82,6 +82,7 @@ ignore = ["ESP004"]
 extend-symmetric-calls = ["sync_alpha"]
 extend-rank-sources = ["is_coordinator"]
 extend-data-sources = ["shards"]
+extend-sanitizers = ["all_reduce_mean"]
 exclude = ["legacy"]
 
 [tool.esper-lint.per-file-ignores]
@@ -95,6 +96,7 @@ exclude = ["legacy"]
         extend_symmetric_calls=("sync_alpha",),
         extend_rank_sources=("is_coordinator",),
         extend_data_sources=("shards",),
+        extend_sanitizers=("all_reduce_mean",),
         exclude=("legacy",),
         per_file_ignores=(("tests/*.py", ("ESP001", "ESP002")),),
         root=tmp_path.resolve(),
@@ -206,6 +208,8 @@ def test_unknown_code_names_key_and_code(tmp_path: Path, body: str, key: str, co
         ('extend-symmetric-calls = ["sync", "("]', "extend-symmetric-calls", "'('"),
         ('extend-symmetric-calls = ["obj.sync"]', "extend-symmetric-calls", "'obj.sync'"),
         ('extend-rank-sources = [""]', "extend-rank-sources", "''"),
+        ('extend-sanitizers = ["utils.reduce"]', "extend-sanitizers", "'utils.reduce'"),
+        ('extend-sanitizers = ["mean", ""]', "extend-sanitizers", "''"),
         ('extend-rank-sources = ["2nd_rank"]', "extend-rank-sources", "'2nd_rank'"),
         ('extend-rank-sources = ["is_coordinator()"]', "extend-rank-sources", "'is_coordinator()'"),
     ],

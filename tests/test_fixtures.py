@@ -28,7 +28,7 @@ FIXTURES = sorted(FIXTURES_DIR.glob("*.py"))
 PROJECTS = sorted(path.parent for path in (FIXTURES_DIR / "projects").glob("*/pyproject.toml"))
 MIN_PROJECTS = 15
 
-RULE_CODES = frozenset({"ESP001", "ESP002", "ESP003", "ESP004", "ESP006"})
+RULE_CODES = frozenset({"ESP001", "ESP002", "ESP003", "ESP004", "ESP005", "ESP006"})
 CLEAN_PREFIX = "clean_"
 VIOLATING_PREFIX = "esp00"
 MIN_FIXTURES = 60

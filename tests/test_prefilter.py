@@ -37,6 +37,13 @@ def test_whole_words_only() -> None:
     assert not is_candidate(b"")
 
 
+def test_process_exits_make_candidates() -> None:
+    # ESP005: an exit under a rank-only decorator needs no symmetric call in the file
+    assert is_candidate(b"@rank_zero_only\ndef done():\n    sys.exit(0)\n")
+    assert is_candidate(b"if rank != 0:\n    os._exit(0)\n")
+    assert not is_candidate(b"exited = exit_code = quitting = 1\n")
+
+
 def test_configured_names_make_candidates() -> None:
     source = b"trainer.sync_alpha()\n"
     assert not is_candidate(source)

@@ -53,6 +53,7 @@ def test_registry_is_sorted_and_complete() -> None:
         "ESP002",
         "ESP003",
         "ESP004",
+        "ESP005",
         "ESP006",
         "ESP100",
         "ESP900",

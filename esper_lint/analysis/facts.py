@@ -19,12 +19,13 @@ from esper_lint.analysis.calls import CallRecord, FunctionInfo, HelperChains, Sy
 from esper_lint.analysis.control import Condition, decide_exemptions
 from esper_lint.analysis.flow import FlowWalk
 from esper_lint.analysis.implicit import ImplicitCalls
+from esper_lint.analysis.local_exits import WaitedIn, local_exit_nodes, waited_in
 from esper_lint.analysis.loops import loop_line_node
 from esper_lint.analysis.positions import positions_of
-from esper_lint.analysis.rank import NONE, RANK, Sources
+from esper_lint.analysis.rank import NONE, RANK, UNIFORM, Sources
 from esper_lint.analysis.scopes import ScopeWalk
 from esper_lint.analysis.symbols import CallKind, SymmetricNames
-from esper_lint.analysis.values import UNIFORM, ValueWalk
+from esper_lint.analysis.values import ValueWalk, is_uniform
 from esper_lint.config import Config
 
 if TYPE_CHECKING:
@@ -43,11 +44,14 @@ class FileFacts:
         module: cst.Module,
         calls: list[SymmetricCall],
         sources: Sources | None = None,
+        local_exits: list[WaitedIn] | None = None,
         uniform_calls: set[cst.Call] | None = None,
     ) -> None:
         self.module = module
         self.calls = calls
         self.sources = sources if sources is not None else Sources.from_config(Config())
+        # exits only some ranks take, each with the symmetric call the others wait in (ESP005)
+        self.local_exits = local_exits if local_exits is not None else []
         self._uniform_calls = uniform_calls or set()
 
     def returns_uniform(self, call: cst.Call) -> bool:
@@ -95,6 +99,8 @@ class FileFacts:
                         nodes.add(frame.evidence)
             for exit_ in call.record.exits:
                 nodes.update((exit_.node, exit_.guard.test))
+        for verdict in self.local_exits:
+            nodes.update(local_exit_nodes(verdict))
         return nodes
 
     def range_of(self, node: cst.CSTNode) -> CodeRange:
@@ -126,8 +132,11 @@ def walk_module(module: cst.Module, config: Config, project: ModuleContext | Non
     walker = _walk(module, names, sources, known_returns, implicit, project)
     for _ in range(MAX_EXTRA_PASSES):
         returns = {key: info.return_bits for key, info in walker.functions.items()}
-        # a function used before its definition turned out to return a rank-dependent value
-        if not any(returns.get(key, NONE) & RANK for key in walker.used_before_definition):
+        # a function used before its definition turned out to return a rank-dependent value, or
+        # a uniform one (ESP005)
+        if not any(
+            returns.get(key, NONE) & (RANK | UNIFORM) for key in walker.used_before_definition
+        ):
             break
         walker = _walk(module, names, sources, returns, implicit, project)
     return walker
@@ -178,6 +187,7 @@ class Walker(ScopeWalk, ValueWalk, FlowWalk):
             cst.Raise: self._raise,  # type: ignore[dict-item]
             cst.Break: self._break,  # type: ignore[dict-item]
             cst.Continue: self._continue,  # type: ignore[dict-item]
+            cst.Assert: self._assert,  # type: ignore[dict-item]
             cst.Import: self._import,  # type: ignore[dict-item]
             cst.ImportFrom: self._import_from,  # type: ignore[dict-item]
         }
@@ -212,7 +222,19 @@ class Walker(ScopeWalk, ValueWalk, FlowWalk):
             for exit_ in call.record.exits:
                 exit_.after.extend(keys)
         decide_exemptions(self.conditions, self.complements, self.all_exits)
-        return FileFacts(self.module, calls, self.sources, self._uniform_calls())
+        return FileFacts(
+            self.module, calls, self.sources, self._waited_in(calls), self._uniform_calls()
+        )
+
+    def _waited_in(self, calls: list[SymmetricCall]) -> list[WaitedIn]:
+        if not self.local_exits:
+            return []
+        order = {record: index for index, record in enumerate(self.records)}
+        owners: dict[CallRecord, str | None] = dict.fromkeys(self.records)
+        for key, info in self.functions.items():
+            for record in info.records:
+                owners[record] = key
+        return waited_in(self.local_exits, calls, order, owners)
 
     def _uniform_calls(self) -> set[cst.Call]:
         """The calls of functions whose result is the same on every rank (``returns_uniform``)."""
@@ -222,6 +244,6 @@ class Walker(ScopeWalk, ValueWalk, FlowWalk):
             if key is None:
                 continue
             bits = self._returns_of(key)
-            if bits is not None and bits & UNIFORM and not bits & RANK:
+            if bits is not None and is_uniform(bits):
                 found.add(record.node)
         return found

@@ -6,6 +6,10 @@ keeping the context (``control.Context``) each call is recorded under and the ra
 early exits (``return``, ``break``, ``continue``, ``raise``, ``sys.exit()``) that may skip later
 calls. The frames themselves, and what a condition exempts, are ``control``'s; which loops have
 data-dependent trip counts is ``loops``'.
+
+Apart from those (ESP005), every exit statement decided by a rank-local condition, and every
+process exit under rank control, is noted as a ``local_exits.LocalExit``; ``local_exits`` then
+finds the symmetric call the other ranks wait in.
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ from esper_lint.analysis.control import (
     ComplementCandidate,
     Condition,
     ConditionKind,
+    Context,
     Exit,
     ExitKind,
     Exits,
 )
 from esper_lint.analysis.groups import quick_text
+from esper_lint.analysis.local_exits import LocalExit
 from esper_lint.analysis.loops import Loop, unwrap_iterable
 from esper_lint.analysis.paths import And, Atom, AtomKind, Formula, Not, Or
-from esper_lint.analysis.rank import DATA, ITER, NONE, RANK, condition_polarity
+from esper_lint.analysis.rank import DATA, ITER, ITER_WRAPPERS, NONE, RANK, condition_polarity
 from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.analysis.traversal import Scope, WalkState
-from esper_lint.analysis.values import GUARD_BITS, element_bits, union
+from esper_lint.analysis.values import GUARD_BITS, LOCAL_BITS, element_bits, union
 
 RANK_DECORATORS = frozenset(
     {"rank_zero_only", "on_main_process", "on_local_main_process", "on_last_process", "on_process"}
@@ -143,7 +149,7 @@ class FlowWalk(WalkState):
         loop = Loop(node)
         if iter_bits & ITER:
             loop.mark_iterable(unwrap_iterable(node.iter))
-        self._bind(node.target, element_bits(iter_bits))
+        self._bind_loop_target(node, element_bits(iter_bits))
         self.groups.note_loop(node.target, node.iter)
         exits = self._leave_loop(loop, self._in_frame(loop, 0, node.body))
         if node.orelse is not None:
@@ -169,8 +175,47 @@ class FlowWalk(WalkState):
     def _leave_loop(loop: Loop, exits: Exits) -> Exits:
         return tuple(e for e in exits if e.target is not loop)
 
+    def _bind_loop_target(self, node: cst.For, bits: int) -> None:
+        """``for step, batch in enumerate(loader)``: the step counter is the same on every rank."""
+        target = node.target
+        if (
+            isinstance(target, cst.Tuple)
+            and len(target.elements) == 2
+            and self._is_enumerated(node.iter)
+        ):
+            self._bind(target.elements[0].value, NONE)
+            self._bind(target.elements[1].value, bits)
+            return
+        self._bind(target, bits)
+
+    def _is_enumerated(self, node: cst.BaseExpression, depth: int = 0) -> bool:
+        """``enumerate(...)``, also wrapped (``tqdm(enumerate(loader))``), chosen by a condition
+        (``tqdm(enumerate(x)) if is_main else enumerate(x)``) or bound to a name first."""
+        if depth > 3:
+            return False
+        if isinstance(node, cst.Call):
+            name = final_name(node.func)
+            if name == "enumerate":
+                return True
+            return (
+                name in ITER_WRAPPERS
+                and bool(node.args)
+                and self._is_enumerated(node.args[0].value, depth + 1)
+            )
+        if isinstance(node, cst.IfExp):
+            return self._is_enumerated(node.body, depth + 1) and self._is_enumerated(
+                node.orelse, depth + 1
+            )
+        if isinstance(node, cst.Name):
+            origin = self._origin(node.value)
+            return isinstance(origin, cst.BaseExpression) and self._is_enumerated(origin, depth + 1)
+        return False
+
     def _try(self, node: cst.Try | cst.TryStar) -> Exits:
+        catching = 1 if node.handlers else 0
+        self.catching += catching
         exits = self._suite(node.body)
+        self.catching -= catching
         if node.handlers:
             exits = tuple(e for e in exits if e.kind is not ExitKind.RAISE)
         for handler in node.handlers:
@@ -250,6 +295,11 @@ class FlowWalk(WalkState):
         return self._exit(ExitKind.CONTINUE, node)
 
     def _exit(self, kind: ExitKind, node: cst.CSTNode) -> Exits:
+        exits = self._rank_exit(kind, node)
+        self._note_local_exit(kind, node, exits)
+        return exits
+
+    def _rank_exit(self, kind: ExitKind, node: cst.CSTNode) -> Exits:
         """Note what an early exit does: it may end loops early, and may skip later calls."""
         context = self.context
         target_index = -1
@@ -408,3 +458,100 @@ class FlowWalk(WalkState):
         self.scopes.pop()
         self.context = saved
         return bits
+
+    # ------------------------------------------------------ rank-local exits (ESP005)
+
+    def _assert(self, node: cst.Assert) -> Exits:
+        bits = self.expr(node.test)
+        if node.msg is not None:
+            self.expr(node.msg)
+        if bits & LOCAL_BITS:
+            self._note_local_exit(ExitKind.RAISE, node, (), node.test, bits)
+        else:
+            self._note_local_exit(ExitKind.RAISE, node, ())
+        return ()
+
+    def _note_local_exit(
+        self,
+        kind: ExitKind,
+        node: cst.CSTNode,
+        rank_exits: Exits,
+        own_test: cst.BaseExpression | None = None,
+        own_bits: int = NONE,
+    ) -> None:
+        """Note an exit decided by a rank-local condition, or a process exit under rank control."""
+        if kind is ExitKind.RAISE and self.catching:
+            return  # caught in this function: the handler runs instead
+        context = self.context
+        start = 0
+        target: Loop | None = None
+        if kind in (ExitKind.BREAK, ExitKind.CONTINUE):
+            index = next(
+                (i for i in range(len(context) - 1, -1, -1) if isinstance(context[i][0], Loop)),
+                -1,
+            )
+            if index < 0:
+                return
+            start, found = index + 1, context[index][0]
+            assert isinstance(found, Loop)
+            target = found
+        rank_exit = rank_exits[0] if rank_exits else None
+        exit_ = LocalExit(
+            kind,
+            node,
+            self.owner.key if self.owner is not None else None,
+            len(self.records),
+            context,
+            rank_exit=rank_exit,
+            target=target,
+        )
+        if own_test is not None:
+            exit_.guard_test, exit_.holds, exit_.bits = own_test, False, own_bits
+        else:
+            guard = self._local_guard(context[start:])
+            if guard is not None:
+                exit_.guard, exit_.branch = guard
+                exit_.guard_test, exit_.bits = exit_.guard.test, exit_.guard.bits
+                exit_.holds = exit_.guard.kind is not ConditionKind.IF or exit_.branch == 0
+        if exit_.guard_test is not None:
+            if kind is ExitKind.RAISE and rank_exit is None and not self._data_local(exit_):
+                return  # v1's reading: a raise under a rank test is an error path
+            if not exit_.bits & RANK:  # a rank test speaks for itself
+                witness = self.why_local(exit_.guard_test)
+                if witness is None:
+                    return  # no value to name: the data bits came from names alone
+                if kind is ExitKind.RAISE and not witness.measured:
+                    return  # an invariant (`assert key is not None`), not a health check
+                exit_.why = witness.words
+        elif kind is ExitKind.EXIT:
+            exit_.controller = self._rank_controller(context)
+            if exit_.controller is None:
+                return
+        else:
+            return
+        if kind is ExitKind.EXIT and exit_.controller is None:
+            exit_.controller = self._rank_controller(context)
+        self.local_exits.append(exit_)
+
+    @staticmethod
+    def _local_guard(frames: Context) -> tuple[Condition, int] | None:
+        """The innermost condition among ``frames`` that reads a rank-local value."""
+        for frame, branch in reversed(frames):
+            if not isinstance(frame, Condition):
+                continue
+            if frame.kind in (ConditionKind.DECORATOR, ConditionKind.EXCEPT):
+                continue
+            if frame.bits & LOCAL_BITS:
+                return frame, branch
+        return None
+
+    @staticmethod
+    def _data_local(exit_: LocalExit) -> bool:
+        return bool(exit_.bits & DATA)
+
+    def _rank_controller(self, context: Context) -> Condition | Exit | None:
+        """What runs this code on some ranks only: a rank-only decorator or an earlier exit."""
+        for frame, _branch in context:
+            if isinstance(frame, Condition) and frame.kind is ConditionKind.DECORATOR:
+                return frame
+        return self.exits[-1] if self.exits else None

@@ -74,10 +74,16 @@ MPI_COLLECTIVES = frozenset(
 MPI_COMMUNICATOR_WORD = "comm"
 
 
+# The final names of the process exits (``sys.exit``, ``os._exit``, ``exit``, ``quit``): one under
+# rank control is ESP005 even in a file that makes no symmetric call.
+PROCESS_EXIT_NAMES = frozenset({"exit", "_exit", "quit"})
+
+
 def symmetric_call_names(config: Config) -> frozenset[str]:
     """Every bare name whose presence as a word makes a file worth parsing."""
     return (
         LIFECYCLE_NAMES
+        | PROCESS_EXIT_NAMES
         | frozenset(config.extend_symmetric_calls)
         | DIST_COLLECTIVES
         | ACCELERATE_UTILS_COLLECTIVES

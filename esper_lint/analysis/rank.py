@@ -1,19 +1,22 @@
 """Which values depend on the rank, on data or on time: the sources, and how conditions read.
 
 Values carry a small bit set ("taint"): RANK (differs across ranks), DATA (loss, metrics, tensors,
-time, randomness: may differ across ranks) and ITER (a DataLoader-like iterable, whose length may
-differ across ranks). The traversal in ``facts`` propagates the bits through expressions and
-assignments; this module only says where they start and how a condition is shaped.
+time, randomness: may differ across ranks), ITER (a DataLoader-like iterable, whose length may
+differ across ranks) and UNIFORM (made the same on every rank by a reduction or broadcast). The
+traversal in ``facts`` propagates the bits through expressions and assignments; this module only
+says where they start and how a condition is shaped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import libcst as cst
 
+from esper_lint.analysis.sanitizers import Sanitizer, by_name
+from esper_lint.analysis.sanitizers import configured as configured_sanitizers
 from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.config import Config
 
@@ -21,6 +24,8 @@ NONE = 0
 RANK = 1
 DATA = 2
 ITER = 4
+# The same on every rank: made so by a sanitiser (see ``values``). Only with neither RANK nor DATA.
+UNIFORM = 8
 
 RANK_NAMES = frozenset(
     {
@@ -80,6 +85,19 @@ RANDOM_MODULES = ("random", "np.random", "numpy.random")
 DATA_WORDS = frozenset(
     {"loss", "losses", "acc", "accuracy", "metric", "metrics", "score", "ppl", "perplexity"}
 )
+# Receivers whose attributes are configuration (`args.loss_type`, `cfg.max_loss`): the same on
+# every rank, whatever their names say (a rank attribute, `args.local_rank`, is still the rank).
+CONFIG_RECEIVERS = frozenset(
+    {"args", "arguments", "config", "cfg", "conf", "opt", "opts", "hparams", "hp", "flags"}
+    | {"settings", "training_args", "train_args", "train_config", "training_config"}
+)
+# torch functions whose result is not a measured value: metadata, and constructors and loaders
+# whose values come from their arguments or from a file every rank reads (`torch.tensor(0.0)`,
+# `torch.load(path)`); their arguments still carry their own bits.
+NOT_DATA_TORCH_CALLS = frozenset(
+    {"device", "dtype", "device_count", "is_available", "Size"}
+    | {"tensor", "as_tensor", "zeros", "ones", "full", "arange", "linspace", "load"}
+)
 SYMMETRIC_TORCH_PREFIXES = (
     "torch.cuda.",
     "torch.distributed.",
@@ -95,6 +113,8 @@ class Sources:
     rank_names: frozenset[str]
     rank_calls: frozenset[str]
     data_substrings: tuple[str, ...]
+    # what makes a value the same on every rank, by call name (see ``sanitizers``)
+    sanitizers: dict[str, tuple[Sanitizer, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Config) -> Sources:
@@ -103,6 +123,7 @@ class Sources:
             RANK_NAMES | RANK_CALLS | extended,
             RANK_CALLS | RANK_FLAG_CALLS | extended,
             DATA_NAME_SUBSTRINGS + tuple(s.lower() for s in config.extend_data_sources),
+            by_name(configured_sanitizers(config.extend_sanitizers)),
         )
 
     def name_bits(self, name: str) -> int:
@@ -139,6 +160,27 @@ class Sources:
         return bits
 
 
+def is_config_receiver(node: cst.BaseExpression) -> bool:
+    """``args``, ``self.config``, ``cfg.train``: a value read from the run's configuration."""
+    name = final_name(node)
+    return name is not None and name.lower() in CONFIG_RECEIVERS
+
+
+def nondeterministic_source(qualified: str | None) -> str | None:
+    """``"wall clock"`` for ``time.time``/``datetime.now``, ``"random"`` for ``random.*``,
+    ``torch.rand*``, ``np.random.*``; else None. These differ across ranks whatever their inputs."""
+    if qualified is None:
+        return None
+    module, _, name = qualified.rpartition(".")
+    if (module == "time" and name in TIME_CALLS) or (
+        module.endswith("datetime") and name in ("now", "utcnow")
+    ):
+        return "wall clock"
+    if module in RANDOM_MODULES or (module == "torch" and name.startswith("rand")):
+        return "random"
+    return None
+
+
 def _is_data_word(lowered: str) -> bool:
     return any(part in DATA_WORDS for part in lowered.split("_"))
 
@@ -153,7 +195,7 @@ def _is_data_call(qualified: str, name: str | None) -> bool:
         return True
     if qualified.startswith("torch.") and not qualified.startswith(SYMMETRIC_TORCH_PREFIXES):
         # tensors: their values are data
-        return name not in {"device", "dtype", "device_count", "is_available", "Size"}
+        return name not in NOT_DATA_TORCH_CALLS
     return False
 
 

@@ -21,7 +21,7 @@ from esper_lint.analysis.calls import (
 )
 from esper_lint.analysis.control import Exits
 from esper_lint.analysis.implicit import Scope as BindingScope
-from esper_lint.analysis.rank import DATA, ITER, RANK
+from esper_lint.analysis.rank import DATA, ITER, RANK, UNIFORM
 from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.analysis.traversal import Scope, WalkState
 
@@ -168,6 +168,8 @@ class ScopeWalk(WalkState):
             # `train_loader` stays data by its name.
             name = target.value
             kept = DATA | ITER | RANK if opaque else DATA | ITER
+            if bits & UNIFORM and not opaque:
+                kept = ITER  # `loss = accelerator.reduce(loss)`: the name no longer says it
             self.scopes[-1].bindings[name] = bits | (self.sources.name_bits(name) & kept)
         elif isinstance(target, (cst.Tuple, cst.List)):
             for element in target.elements:

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esper_lint.analysis.project import ProjectIndex, imported_modules, resolve_relative
-from esper_lint.analysis.rank import RANK
-from esper_lint.analysis.values import UNIFORM
+from esper_lint.analysis.rank import RANK, UNIFORM
 from esper_lint.config import Config
 
 if TYPE_CHECKING:

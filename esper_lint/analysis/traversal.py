@@ -33,6 +33,10 @@ from esper_lint.analysis.control import (
 from esper_lint.analysis.groups import GroupTracker
 from esper_lint.analysis.implicit import ImplicitCalls
 from esper_lint.analysis.implicit import Scope as BindingScope
+from esper_lint.analysis.local_exits import LocalExit
+
+if TYPE_CHECKING:
+    from esper_lint.analysis.values import Witness
 from esper_lint.analysis.loops import Loop
 from esper_lint.analysis.rank import NONE, Sources
 from esper_lint.analysis.symbols import Imports, SymmetricNames
@@ -82,6 +86,8 @@ def _child_fields(node_type: type[cst.CSTNode]) -> tuple[str, ...]:
 class Scope:
     bindings: dict[str, int]
     is_class: bool = False
+    # name -> the expression it was last assigned (what ``values.why_local`` explains it by)
+    origins: dict[str, cst.CSTNode] = dataclasses.field(default_factory=dict)
 
 
 class WalkState:
@@ -128,6 +134,10 @@ class WalkState:
         self.owner: FunctionInfo | None = None
         self.class_body: str | None = None  # the class whose body is being walked directly
         self.method_class: str | None = None  # the class of the enclosing method
+        # exits only some ranks may take (ESP005), and how many `try` bodies with handlers (which
+        # catch a `raise`) enclose the current statement
+        self.local_exits: list[LocalExit] = []
+        self.catching = 0
 
     def walk(self) -> None:
         self._block(self.module.body)
@@ -166,6 +176,12 @@ class WalkState:
         raise NotImplementedError
 
     def _mark_while_driven_by_next(self, node: cst.Call) -> None:
+        raise NotImplementedError
+
+    def why_local(self, test: cst.CSTNode) -> Witness | None:
+        raise NotImplementedError
+
+    def _origin(self, name: str) -> cst.CSTNode | None:
         raise NotImplementedError
 
     def _decorator_condition(self, decorators: Sequence[cst.Decorator]) -> Condition | None:

@@ -7,6 +7,7 @@ from esper_lint.rules.esp001_rank_conditional_lifecycle import RankConditionalLi
 from esper_lint.rules.esp002_data_dependent_loop_lifecycle import DataDependentLoopLifecycleCall
 from esper_lint.rules.esp003_rank_early_exit_lifecycle import RankEarlyExitLifecycleCall
 from esper_lint.rules.esp004_rank_dependent_collective import RankDependentCollective
+from esper_lint.rules.esp005_rank_local_exit import RankLocalExit
 from esper_lint.rules.esp006_rank_dependent_implicit_collective import (
     RankDependentImplicitCollective,
 )
@@ -22,6 +23,7 @@ ALL_RULES: tuple[type[Rule], ...] = tuple(
             DataDependentLoopLifecycleCall,
             RankEarlyExitLifecycleCall,
             RankDependentCollective,
+            RankLocalExit,
             RankDependentImplicitCollective,
             UnusedNoqa,
             ParseError,
