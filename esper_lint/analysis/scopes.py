@@ -154,13 +154,7 @@ class ScopeWalk(WalkState):
         base = self.project.absolute(len(node.relative), tail or "")
         if base is None:
             return
-        for alias in node.names:
-            if not isinstance(alias.name, cst.Name):
-                continue
-            local = alias.name.value
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                local = alias.asname.name.value
-            self.imports.aliases[local] = f"{base}.{alias.name.value}"
+        self.imports.add_from(base, node.names)
 
     def _bind(self, target: cst.CSTNode, bits: int, opaque: bool = False) -> None:
         if isinstance(target, cst.Name):

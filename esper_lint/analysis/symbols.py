@@ -8,6 +8,7 @@ contain the underlying call in the same file, and an import alias
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -81,7 +82,11 @@ class Imports:
         module = dotted_name(node.module)
         if module is None:
             return
-        for alias in node.names:
+        self.add_from(module, node.names)
+
+    def add_from(self, module: str, names: Sequence[cst.ImportAlias]) -> None:
+        """``from module import a, b as c``: each local name stands for ``module.<name>``."""
+        for alias in names:
             if not isinstance(alias.name, cst.Name):
                 continue
             local = alias.name.value

@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     from esper_lint.fixes.types import Fix
 
 
+# The move-out-of-the-branch fix of the rules whose finding is a call under a rank condition
+# (ESP001, ESP004): one text for their docs and ``help:`` lines.
+MOVE_OUT_HELP = "Move the call out of the rank-dependent branch so that every rank makes it"
+MOVE_OUT_DESCRIPTION = """
+    Unsafe (`--fix --unsafe-fixes`): moves the call out of the rank-dependent `if` body to
+    just after the `if`, when the call is a statement of its own in that body, reads no name
+    the body binds, no later statement of the body uses its result or its arguments, and the
+    body does not return, raise, break or continue. Unsafe because it changes which ranks
+    make the call (that is the point) and runs it after the rest of the body rather than
+    before: check that the other ranks are ready to make it there. The fix is applied only if
+    the fixed file parses and linting it again removes this finding and adds none.
+    """
+
+
 @dataclass(frozen=True)
 class Finding:
     """A rule's verdict on one call; the checker turns it into a positioned Diagnostic."""

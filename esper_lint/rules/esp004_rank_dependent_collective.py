@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from esper_lint.rules.base import Finding, Rule
+from esper_lint.rules.base import MOVE_OUT_DESCRIPTION, MOVE_OUT_HELP, Finding, Rule
 
 if TYPE_CHECKING:
     from esper_lint.analysis.facts import FileFacts
@@ -75,16 +75,8 @@ class RankDependentCollective(Rule):
             dist.barrier()
         """
     fix_example = (example, use_instead)
-    help = "Move the call out of the rank-dependent branch so that every rank makes it"
-    fix_description = """
-        Unsafe (`--fix --unsafe-fixes`): moves the call out of the rank-dependent `if` body to
-        just after the `if`, when the call is a statement of its own in that body, reads no name
-        the body binds, no later statement of the body uses its result or its arguments, and the
-        body does not return, raise, break or continue. Unsafe because it changes which ranks
-        make the call (that is the point) and runs it after the rest of the body rather than
-        before: check that the other ranks are ready to make it there. The fix is applied only if
-        the fixed file parses and linting it again removes this finding and adds none.
-        """
+    help = MOVE_OUT_HELP
+    fix_description = MOVE_OUT_DESCRIPTION
     known_limits = """
         Point-to-point calls (`send`, `recv`, `isend`, `irecv`) are not collectives and are not
         checked. Groups are known by their expression as written and by the assignments of the
