@@ -131,6 +131,8 @@ def imports_project_modules(root: str, config: Config, source: bytes, path: Path
     from esper_lint.analysis.project import imported_modules
 
     index = index_at(root, config)
+    if not index.may_import_project(source):
+        return False
     name = index.module_name(path) or ""
     return any(
         module != name and index.module_file(module) is not None

@@ -81,9 +81,40 @@ def _declares_foreign_codec(source: bytes) -> bool:
     return match is not None and _ASCII_COMPATIBLE_CODEC.match(match.group(1)) is None
 
 
+# Comments and string literals, except f-strings (whose braces hold code): a name that appears
+# only there cannot be called. Leftmost-first, so a `#` inside a string or a quote inside a
+# comment is consumed by the token that opened first.
+_COMMENT_OR_STRING = re.compile(
+    rb"#[^\r\n]*"
+    rb'|"""[\s\S]*?"""'
+    rb"|'''[\s\S]*?'''"
+    rb'|"(?:\\[\s\S]|[^"\\\r\n])*"'
+    rb"|'(?:\\[\s\S]|[^'\\\r\n])*'"
+)
+_PREFIX_LETTERS = frozenset(b"rRbBuUfF")
+
+
+def code_only(source: bytes) -> bytes:
+    """``source`` with its comments and non-f string literals replaced by a space."""
+
+    def blank(match: re.Match[bytes]) -> bytes:
+        start = match.start()
+        if source[start] != 0x23:  # a string: an f-string prefix keeps it
+            prefix = start
+            while prefix > 0 and source[prefix - 1] in _PREFIX_LETTERS:
+                prefix -= 1
+            if b"f" in source[prefix:start].lower():
+                return match.group()
+        return b" "
+
+    return _COMMENT_OR_STRING.sub(blank, source)
+
+
 @lru_cache(maxsize=8)
 def _predicate(
-    names: frozenset[str], pairs: frozenset[tuple[str, str]] = frozenset()
+    names: frozenset[str],
+    pairs: frozenset[tuple[str, str]] = frozenset(),
+    in_code: bool = False,
 ) -> Callable[[bytes], bool]:
     search = names_pattern(names).search
     cores = core_substrings(names)
@@ -92,14 +123,18 @@ def _predicate(
         by_receiver.setdefault(receiver.lower().encode("utf-8"), set()).add(word)
     receiver_searches = [(part, names_pattern(words).search) for part, words in by_receiver.items()]
 
-    def is_candidate(source: bytes) -> bool:
+    def names_one(text: bytes) -> bool:
         # Substring tests run at memory speed; the word-boundary regex confirms the few hits.
-        if any(core in source for core in cores) and search(source) is not None:
+        if any(core in text for core in cores) and search(text) is not None:
             return True
         if receiver_searches:
-            lowered = source.lower()
-            if any(part in lowered and found(source) for part, found in receiver_searches):
-                return True
+            lowered = text.lower()
+            return any(part in lowered and found(text) for part, found in receiver_searches)
+        return False
+
+    def is_candidate(source: bytes) -> bool:
+        if names_one(source) and (not in_code or names_one(code_only(source))):
+            return True
         return _declares_foreign_codec(source)
 
     return is_candidate
@@ -120,5 +155,7 @@ def contribution_predicate(config: Config) -> Callable[[bytes], bool]:
 
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:
-    """``is_candidate(source)``: could this file hold a symmetric call under ``config``?"""
-    return _predicate(symmetric_call_names(config), receiver_call_names(config))
+    """``is_candidate(source)``: could this file hold a symmetric call under ``config``? Only a
+    name outside comments and plain strings counts (a rank source may be a string, ``"RANK"``,
+    so ``contribution_predicate`` reads them all)."""
+    return _predicate(symmetric_call_names(config), receiver_call_names(config), in_code=True)

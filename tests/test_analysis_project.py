@@ -91,6 +91,25 @@ def test_imported_modules_reads_every_import_form() -> None:
     assert found == ["a.b", "d", "e.f", "e.f.g", "e.f.h", "pkg.sub", "pkg.sub.j", "pkg.k"]
 
 
+def test_only_a_file_naming_a_top_level_module_or_importing_relatively_may_import_the_project(
+    tmp_path: Path,
+) -> None:
+    put(tmp_path, "pyproject.toml", "")
+    put(tmp_path, "src/trainpkg/__init__.py", "")
+    put(tmp_path, "tools.py", "")
+    index = ProjectIndex(tmp_path)
+    assert not index.may_import_project(b"import torch\nfrom torch import nn\n")
+    assert index.may_import_project(b"from trainpkg.utils import f\n")
+    assert index.may_import_project(b"import tools\n")
+    assert index.may_import_project(b"from .utils import f\n")
+    assert index.may_import_project(b"from\t..utils import f\n")
+    # every file the precise reading finds importing the project passes the quick test
+    for source in (b"from . import j\n", b"import trainpkg as t\n", b"from tools import x\n"):
+        found = imported_modules(source, "trainpkg.mod", False)
+        assert any(index.module_file(name) is not None for name in found)
+        assert index.may_import_project(source)
+
+
 # --- summaries ---------------------------------------------------------------------------------
 
 

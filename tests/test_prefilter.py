@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
+from pathlib import Path
 
-from hypothesis import given, settings
+import hypothesmith
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esper_lint.analysis.symbols import symmetric_call_names
 from esper_lint.config import Config
 from esper_lint.prefilter import (
     candidate_predicate,
+    code_only,
+    contribution_predicate,
     core_substrings,
     names_pattern,
 )
@@ -35,6 +42,63 @@ def test_whole_words_only() -> None:
     assert not is_candidate(b"x = reduced_loss + pre_step_epoch + step_epochs\n")
     assert not is_candidate(b"barriers = gathered = scatter_ = 1\n")
     assert not is_candidate(b"")
+
+
+def test_names_only_in_comments_or_plain_strings_do_not_make_candidates() -> None:
+    assert not is_candidate(b"x = 1  # dist.barrier() would deadlock here\n")
+    assert not is_candidate(b'"""Call slot.step_epoch() on every rank."""\n')
+    assert not is_candidate(b"log('waiting at the barrier')\n")
+    assert not is_candidate(b"s = b'all_reduce' + r'\\gather'\n")
+    # code after a string or comment that holds a quote or a hash still counts
+    assert is_candidate(b"s = 'a # b'; dist.barrier()\n")
+    assert is_candidate(b"# it's fine\ndist.barrier()\n")
+    assert is_candidate(b'x = """\n"""; dist.barrier()\n')
+    # an f-string's braces hold code
+    assert is_candidate(b'print(f"loss {accelerator.reduce(loss)}")\n')
+    assert is_candidate(b"print(rb'x', F'{dist.barrier()}')\n")
+
+
+def test_rank_sources_in_strings_still_make_a_module_contribute() -> None:
+    contributes = contribution_predicate(DEFAULT)
+    assert contributes(b"def is_main():\n    return os.environ['RANK'] == '0'\n")
+
+
+def _identifiers(source: str) -> set[str]:
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {token.string for token in tokens if token.type == tokenize.NAME}
+
+
+def _words(source: bytes) -> set[str]:
+    return set(re.findall(r"\w+", source.decode("utf-8")))
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(hypothesmith.from_grammar())
+def test_code_only_keeps_every_identifier_of_valid_python(source: str) -> None:
+    try:
+        identifiers = _identifiers(source)
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return
+    assert identifiers <= _words(code_only(source.encode("utf-8")))
+
+
+FIXTURE_SOURCES = sorted(
+    path for path in (Path(__file__).parent / "fixtures").rglob("*.py") if path.is_file()
+)
+
+
+@pytest.mark.parametrize("path", FIXTURE_SOURCES, ids=lambda path: path.name)
+def test_code_only_keeps_every_identifier_of_the_fixtures(path: Path) -> None:
+    try:
+        text = path.read_bytes().decode("utf-8")
+        identifiers = _identifiers(text)
+    except (UnicodeDecodeError, tokenize.TokenError, SyntaxError, IndentationError):
+        pytest.skip("not tokenizable")
+    assert identifiers <= _words(code_only(text.encode("utf-8")))
 
 
 def test_process_exits_make_candidates() -> None:
@@ -77,5 +141,8 @@ def test_matches_the_word_definition(text: str) -> None:
     source = text.encode("utf-8")
     names = symmetric_call_names(DEFAULT)
     expected = any(re.search(rb"\b" + re.escape(n.encode()) + rb"\b", source) for n in names)
-    assert is_candidate(source) == expected
     assert bool(names_pattern(names).search(source)) == expected
+    in_code = any(
+        re.search(rb"\b" + re.escape(n.encode()) + rb"\b", code_only(source)) for n in names
+    )
+    assert is_candidate(source) == in_code

@@ -24,6 +24,7 @@ import libcst as cst
 from esper_lint.analysis.control import Condition, ConditionKind, Context, Exits
 from esper_lint.analysis.implicit_collectives import BACKENDS, DDP, DEEPSPEED, FSDP
 from esper_lint.analysis.rank import RANK, Sources, env_var_bits
+from esper_lint.analysis.tree import child_nodes
 
 # Lower-cased parts of names that name a backend (``DistributedType.MULTI_GPU`` is plain DDP).
 BACKEND_WORDS: dict[str, tuple[str, ...]] = {
@@ -136,7 +137,7 @@ def rank_test_by_name(sources: Sources) -> RankTest:
                 return True
             if isinstance(current, cst.Call) and sources.call_bits(current.func, None) & RANK:
                 return True
-            pending.extend(current.children)
+            pending.extend(child_nodes(current))
         return False
 
     return is_rank_dependent
@@ -207,5 +208,5 @@ def _words_in(node: cst.CSTNode) -> list[str]:
             words.append(current.value.lower())
         elif isinstance(current, cst.SimpleString):
             words.append(current.value.lower())
-        pending.extend(current.children)
+        pending.extend(child_nodes(current))
     return words

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
 
@@ -109,21 +110,85 @@ def source_text(module: cst.Module, node: cst.CSTNode) -> str:
 
 
 def quick_text(node: cst.CSTNode) -> str | None:
-    """The code of a name, number, bare call or simple comparison, built without codegen."""
-    if isinstance(node, (cst.Name, cst.Attribute)):
-        return dotted_name(node)
-    if isinstance(node, (cst.Integer, cst.SimpleString)):
-        return node.value
-    if isinstance(node, cst.Call) and not node.args:
-        func = dotted_name(node.func)
-        return f"{func}()" if func is not None else None
-    if isinstance(node, cst.Comparison) and len(node.comparisons) == 1 and not node.lpar:
-        target = node.comparisons[0]
-        operator = _COMPARISON_TEXT.get(type(target.operator))
-        left, right = quick_text(node.left), quick_text(target.comparator)
-        if operator is not None and left is not None and right is not None:
-            return f"{left} {operator} {right}"
-    return None
+    """The code of a simple expression (names, numbers, strings, attribute chains, subscripts,
+    calls, comparisons and tuples of those), built without codegen, as it reads when formatted
+    with single spaces after commas and around operators; None for anything else."""
+    node_type = type(node)
+    if getattr(node, "lpar", None) and node_type is not cst.Tuple:
+        return None  # parenthesised: the parentheses are part of its text
+    if node_type is cst.Name or node_type in _LITERALS:
+        text: str = node.value  # type: ignore[attr-defined]
+        return text
+    quick = _QUICK.get(node_type)
+    return quick(node) if quick is not None else None
+
+
+def _quick_attribute(node: cst.Attribute) -> str | None:
+    value = quick_text(node.value)
+    return f"{value}.{node.attr.value}" if value is not None else None
+
+
+def _quick_subscript(node: cst.Subscript) -> str | None:
+    value = quick_text(node.value)
+    if value is None or len(node.slice) != 1:
+        return None
+    index = node.slice[0].slice
+    if not isinstance(index, cst.Index) or index.star is not None:
+        return None
+    inner = quick_text(index.value)
+    return f"{value}[{inner}]" if inner is not None else None
+
+
+def _quick_call(node: cst.Call) -> str | None:
+    func = quick_text(node.func)
+    if func is None:
+        return None
+    args = []
+    for arg in node.args:
+        value = quick_text(arg.value)
+        if value is None or arg.star:
+            return None
+        args.append(value if arg.keyword is None else f"{arg.keyword.value}={value}")
+    return f"{func}({', '.join(args)})"
+
+
+def _quick_comparison(node: cst.Comparison) -> str | None:
+    if len(node.comparisons) != 1:
+        return None
+    target = node.comparisons[0]
+    operator = _COMPARISON_TEXT.get(type(target.operator))
+    left, right = quick_text(node.left), quick_text(target.comparator)
+    if operator is None or left is None or right is None:
+        return None
+    return f"{left} {operator} {right}"
+
+
+def _quick_minus(node: cst.UnaryOperation) -> str | None:
+    operand = quick_text(node.expression)
+    return f"-{operand}" if isinstance(node.operator, cst.Minus) and operand is not None else None
+
+
+def _quick_tuple(node: cst.Tuple) -> str | None:
+    if len(node.lpar) != 1 or not node.elements:
+        return None
+    parts = []
+    for element in node.elements:
+        part = quick_text(element.value)
+        if part is None or not isinstance(element, cst.Element):
+            return None
+        parts.append(part)
+    return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+
+
+_LITERALS = frozenset({cst.Integer, cst.Float, cst.SimpleString})
+_QUICK: dict[type[cst.CSTNode], Callable[[Any], str | None]] = {
+    cst.Attribute: _quick_attribute,
+    cst.Subscript: _quick_subscript,
+    cst.Call: _quick_call,
+    cst.Comparison: _quick_comparison,
+    cst.UnaryOperation: _quick_minus,
+    cst.Tuple: _quick_tuple,
+}
 
 
 _text = source_text
@@ -380,7 +445,6 @@ class GroupTracker:
             return None
         left, target = test.left, test.comparisons[0]
         operator, right = target.operator, target.comparator
-        text = _text(self.module, test)
         if isinstance(operator, (cst.In, cst.NotIn)):
             if not is_rank(left) or is_rank(right):
                 return None
@@ -388,15 +452,15 @@ class GroupTracker:
             if literal and self._ranks_text(right) not in self.constructed:
                 return None  # `local_rank in (-1, 0)` selects ranks; it names no group
             origins = self._ranks_origins(right)
-            return Membership(text, origins, isinstance(operator, cst.In))
+            return Membership(_text(self.module, test), origins, isinstance(operator, cst.In))
         group = self._group_rank_subject(left)
         if group is not None:
             member = _rank_is_member(operator, right)
             if member is None:
                 return None
             origins = self._origins(group) | {f"group:{group}"}
-            return Membership(text, origins, member)
-        return self._non_member_comparison(left, operator, right, text)
+            return Membership(_text(self.module, test), origins, member)
+        return self._non_member_comparison(test, left, operator, right)
 
     def _membership_predicate(self, test: cst.Call) -> Membership | None:
         """``self.is_current_rank_in_grid(self.grid)``: membership of what derives from the grid."""
@@ -434,10 +498,10 @@ class GroupTracker:
 
     def _non_member_comparison(
         self,
+        test: cst.Comparison,
         left: cst.BaseExpression,
         operator: cst.BaseCompOp,
         right: cst.BaseExpression,
-        text: str,
     ) -> Membership | None:
         """``G is not None`` / ``G != GroupMember.NON_GROUP_MEMBER`` for G made by new_group."""
         is_none = isinstance(right, cst.Name) and right.value == "None"
@@ -454,7 +518,7 @@ class GroupTracker:
         origins = self._origins(group)
         if MADE not in origins:
             return None  # a group of unknown making: `is not None` may just mean "distributed"
-        return Membership(text, origins | {f"group:{group}"}, member)
+        return Membership(_text(self.module, test), origins | {f"group:{group}"}, member)
 
 
 def _rank_is_member(operator: cst.BaseCompOp, right: cst.BaseExpression) -> bool | None:

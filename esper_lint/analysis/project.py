@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -70,6 +70,28 @@ def resolve_relative(module: str, is_package: bool, level: int, tail: str) -> st
     return ".".join(parts) if parts else None
 
 
+# Beyond this many top-level modules, the substring tests cost more than reading the imports.
+MAX_TOP_LEVEL_TESTS = 64
+
+
+def _importable_entries(directory: Path) -> Iterator[str]:
+    """The names a module or package directly in ``directory`` is imported by."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.endswith(".py") and name[:-3].isidentifier() and name.isascii():
+            yield name[:-3]
+        elif name.isidentifier() and name.isascii():
+            try:
+                if entry.is_dir():
+                    yield name  # a package, or a namespace package
+            except OSError:
+                continue
+
+
 class ProjectIndex:
     """Module names and files of one project root; sources are read once and kept."""
 
@@ -83,6 +105,24 @@ class ProjectIndex:
         self.import_roots = tuple(dict.fromkeys(roots))
         self._files: dict[str, Path | None] = {}
         self._sources: dict[Path, bytes | None] = {}
+        self._top_level: tuple[bytes, ...] | None = None
+
+    def may_import_project(self, source: bytes) -> bool:
+        """False only when ``source`` cannot import a module of this project: it names none of
+        the project's top-level modules and has no relative import (which needs a space or tab
+        before its first dot). A few substring tests, instead of reading every import."""
+        if b" ." in source or b"\t." in source:
+            return True
+        tops = self._top_level_names()
+        return len(tops) > MAX_TOP_LEVEL_TESTS or any(top in source for top in tops)
+
+    def _top_level_names(self) -> tuple[bytes, ...]:
+        if self._top_level is None:
+            names: set[str] = set()
+            for import_root in self.import_roots:
+                names.update(_importable_entries(import_root))
+            self._top_level = tuple(sorted(name.encode("ascii") for name in names))
+        return self._top_level
 
     def module_name(self, path: Path) -> str | None:
         absolute = path.resolve()

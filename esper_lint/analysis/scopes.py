@@ -24,6 +24,7 @@ from esper_lint.analysis.implicit import Scope as BindingScope
 from esper_lint.analysis.rank import DATA, ITER, RANK, UNIFORM
 from esper_lint.analysis.symbols import dotted_name, final_name
 from esper_lint.analysis.traversal import Scope, WalkState
+from esper_lint.analysis.tree import child_nodes
 
 if TYPE_CHECKING:
     from esper_lint.analysis.summaries import FunctionSummary
@@ -45,6 +46,8 @@ _NESTED_BLOCKS = (
     cst.Finally,
     cst.MatchCase,
 )
+# Statements that cannot define a function of the enclosing body (a class body's are methods).
+_NO_NESTED_DEFS = frozenset({cst.ClassDef, cst.SimpleStatementLine, cst.SimpleStatementSuite})
 
 
 def local_def_names(body: Sequence[cst.CSTNode]) -> frozenset[str]:
@@ -53,10 +56,13 @@ def local_def_names(body: Sequence[cst.CSTNode]) -> frozenset[str]:
     pending = list(body)
     while pending:
         node = pending.pop()
-        if isinstance(node, cst.FunctionDef):
-            names.add(node.name.value)
-        elif not isinstance(node, cst.ClassDef):
-            pending.extend(child for child in node.children if isinstance(child, _NESTED_BLOCKS))
+        node_type = type(node)
+        if node_type is cst.FunctionDef:
+            names.add(node.name.value)  # type: ignore[attr-defined]
+        elif node_type not in _NO_NESTED_DEFS:
+            pending.extend(
+                child for child in child_nodes(node) if isinstance(child, _NESTED_BLOCKS)
+            )
     return frozenset(names)
 
 

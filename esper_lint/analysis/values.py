@@ -38,6 +38,7 @@ from esper_lint.analysis.rank import (
 from esper_lint.analysis.sanitizers import Effect, Sanitizer
 from esper_lint.analysis.symbols import CallKind, dotted_name, final_name
 from esper_lint.analysis.traversal import WalkState
+from esper_lint.analysis.tree import child_nodes
 
 VALUE_PRESERVING_CALLS = frozenset(
     {"int", "float", "str", "bool", "abs", "min", "max", "round", "sum", "any", "all", "divmod"}
@@ -191,7 +192,7 @@ class ValueWalk(WalkState):
                 return False
             if isinstance(current, cst.Call) and self.sources.call_bits(current.func, None) & RANK:
                 return False
-            pending.extend(current.children)
+            pending.extend(child_nodes(current))
         return True
 
     def expr(self, node: cst.CSTNode) -> int:
@@ -396,7 +397,7 @@ class ValueWalk(WalkState):
                     text = _text(self.module, node)
                     measured = health or (ordered and words != _BATCH_WORDS)
                     return Witness(f"{text} {words}", measured)
-            pending[:0] = [child for child in node.children if isinstance(child, cst.CSTNode)]
+            pending[:0] = child_nodes(node)
         return None
 
     @staticmethod
@@ -550,5 +551,5 @@ def _preorder(node: cst.CSTNode) -> list[cst.CSTNode]:
     while pending:
         current = pending.pop()
         found.append(current)
-        pending.extend(reversed([c for c in current.children if isinstance(c, cst.CSTNode)]))
+        pending.extend(reversed(child_nodes(current)))
     return found
