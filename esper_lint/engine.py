@@ -12,11 +12,13 @@ the process pool only when there are enough candidates to pay for it.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +52,21 @@ CANDIDATE_ONLY_CODES = frozenset({"ESP900", "ESP901"})
 MIN_CANDIDATES_FOR_POOL = 8
 # Chunks per worker: enough to balance uneven file sizes, few enough to keep pickling cheap.
 CHUNKS_PER_WORKER = 4
+# The cyclic collector's first threshold while linting (CPython's default is 700). A libcst tree
+# is many small acyclic objects, freed by reference counting; at the default the collector ran
+# thousands of times per run for nothing. Measured under callgrind on the benchmark corpus: 3% of
+# a cold run's instructions.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    previous = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 @dataclass
@@ -409,6 +426,19 @@ def lint_paths(
     ``config_for``, each file uses the configuration of its directory (``config`` is then the
     one for paths that cannot be read); each configuration keeps its own cache document.
     """
+    with _fewer_collections():
+        return _lint_paths(paths, config, jobs, use_cache, cache_dir, prefilter, config_for)
+
+
+def _lint_paths(
+    paths: Sequence[Path],
+    config: Config,
+    jobs: int | None,
+    use_cache: bool,
+    cache_dir: Path | None,
+    prefilter: bool,
+    config_for: ConfigFor | None,
+) -> LintResult:
     found = discover(
         paths,
         config.all_excludes,

@@ -12,7 +12,10 @@ contains the receiver part, in any case (``names.receiver_call_names``), so that
 
 A few substring tests (memory speed) and, on a hit, one compiled bytes regex cost about 5
 microseconds per kilobyte, against about 2 milliseconds per kilobyte for
-``libcst.parse_module``.
+``libcst.parse_module``. A file that passes is read again without its comments and plain string
+literals (``code_only``, one regex pass, about 15 microseconds per kilobyte): a name that appears
+only in a docstring, a log message or a comment cannot be called, and on the public packages of
+the benchmark such files are about a fifth of the word matches.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -194,6 +195,26 @@ def test_a_run_that_parses_nothing_never_imports_libcst(tmp_path: Path) -> None:
         check=True,
     )
     assert completed.stdout.strip() == ""
+
+
+def test_the_collector_runs_less_while_linting_and_as_before_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esper_lint.checker as checker
+
+    (tmp_path / "train.py").write_text("import torch.distributed as dist\ndist.barrier()\n")
+    seen: list[tuple[int, int, int]] = []
+    real_check = checker.check_source
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(gc.get_threshold())
+        return real_check(*args, **kwargs)  # type: ignore[arg-type]
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(checker, "check_source", spy)
+    lint_paths([tmp_path], Config(root=tmp_path), jobs=1, use_cache=False)
+    assert seen and seen[0][0] > before[0]
+    assert gc.get_threshold() == before
 
 
 def test_an_internal_error_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
