@@ -92,9 +92,9 @@ def python_files(root: Path) -> list[Path]:
     return [f.path for f in discover([root], (), Config(root=root).root).files]
 
 
-def timed_run(command: list[str], env: dict[str, str]) -> float:
+def timed_run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     start = time.perf_counter()
-    completed = subprocess.run(command, env=env, capture_output=True, check=False)
+    completed = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False)
     elapsed = time.perf_counter() - start
     if completed.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr.decode()[-2000:]}")
@@ -253,7 +253,28 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--cross-imports", action="store_true", help="modules import each other")
     parser.add_argument("--baseline-src", type=Path, help="time another build against this one")
+    scale = parser.add_argument_group("speed at scale (issue 14): --scale")
+    scale.add_argument("--scale", action="store_true", help="the large and Esper-shaped corpora")
+    scale.add_argument(
+        "--large-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="a directory of source trees (one per subdirectory) to add to the large corpus",
+    )
+    scale.add_argument("--large-max-files", type=int, help="keep the large corpus's first N files")
+    scale.add_argument("--large-runs", type=int, help="runs on the large corpus (default --runs)")
+    scale.add_argument("--skip-large", action="store_true")
+    scale.add_argument("--skip-esper", action="store_true")
+    scale.add_argument("--esper-files", type=int, default=640)
+    scale.add_argument("--esper-lines", type=int, default=211_000)
+    scale.add_argument("--stages", action="store_true", help="profile a cold run per stage")
     args = parser.parse_args()
+    if args.scale:
+        from lint_scale import run_scale
+
+        run_scale(args)
+        return
     with tempfile.TemporaryDirectory(prefix="esper-lint-bench-") as scratch:
         work = Path(scratch)
         root = args.path
