@@ -102,28 +102,41 @@ def python_files_under(directory: Path) -> list[Path]:
 
 
 def build_large(out: Path, sources: list[tuple[str, Path]], max_files: int | None) -> list[str]:
-    """Copy every ``.py`` file of ``sources`` under ``out``; the sources used, with counts."""
+    """Copy the ``.py`` files of ``sources`` under ``out``; the sources used, with counts.
+
+    Each source is its own project, as in a checkout of several codebases side by side:
+    ``out/<name>/pyproject.toml``, an installed package under ``out/<name>/<name>/`` (so that
+    its absolute imports of itself resolve in its project), an sdist's files as they lie.
+    With ``max_files``, an evenly spaced sample of the sorted files (every k-th), so that each
+    source keeps its share; a sample breaks imports, so it measures less than the whole.
+    """
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / "pyproject.toml").write_text(PYPROJECT.format(name="large-corpus"), encoding="utf-8")
-    copied = 0
-    used = []
+    every: list[tuple[str, Path, Path]] = []
     for name, directory in sources:
-        files = python_files_under(directory)
-        if max_files is not None:
-            files = files[: max(0, max_files - copied)]
-        for path in files:
-            target = out / name / path.relative_to(directory)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                shutil.copyfile(path, target)
-            except OSError:
-                continue
-            copied += 1
-        if files:
-            used.append(f"{name} ({len(files)})")
-    return used
+        base = Path(name, name) if (directory / "__init__.py").exists() else Path(name)
+        every += [
+            (name, path, base / path.relative_to(directory))
+            for path in python_files_under(directory)
+        ]
+    if max_files is not None and max_files < len(every):
+        every = [every[i * len(every) // max_files] for i in range(max_files)]
+    counts: dict[str, int] = {}
+    for name, path, relative in every:
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(path, target)
+        except OSError:
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    for name in counts:
+        project = out / name / "pyproject.toml"
+        if not project.exists():
+            project.write_text(PYPROJECT.format(name=name), encoding="utf-8")
+    return [f"{name} ({count})" for name, count in counts.items()]
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -194,7 +207,7 @@ def median_candidate(root: Path, files: list[str]) -> str | None:
     return candidates[len(candidates) // 2][1] if candidates else None
 
 
-def measure(root: Path, runs: int, cache_dir: Path) -> dict[str, Any]:
+def measure(root: Path, runs: int, cache_dir: Path, one_changed: bool = True) -> dict[str, Any]:
     """Every measure of one corpus; see the module's docstring for the order."""
     import libcst
 
@@ -211,7 +224,7 @@ def measure(root: Path, runs: int, cache_dir: Path) -> dict[str, Any]:
         timed_run(lint_command(jobs), env, root)  # prime the stat signatures
         numbers[f"warm_{label}_s"] = median_run(runs, lambda: None, lint_command(jobs), env, root)
     numbers["ruff_s"] = median_run(runs, lambda: None, ruff_command(files), env, root)
-    edited = median_candidate(root, files)
+    edited = median_candidate(root, files) if one_changed else None
     if edited is not None:
         counter = iter(range(10**9))
 
@@ -381,7 +394,8 @@ def report(results: dict[str, Any]) -> str:
             if any(cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if results.get("large_sources"):
-        lines += ["", "Large corpus: " + ", ".join(results["large_sources"])]
+        sample = " (an evenly spaced sample)" if results["large"].get("sampled") else ""
+        lines += ["", f"Large corpus{sample}: " + ", ".join(results["large_sources"])]
     for name, key in (("large", "large_stages"), ("Esper-shaped", "esper_stages")):
         if results.get(key):
             lines += ["", f"Stages, {name}:", "", stages_report(results[key])]
@@ -437,10 +451,13 @@ def run_scale(args: argparse.Namespace) -> None:
             results["large_sources"] = build_large(
                 root, large_sources(args.large_from), args.large_max_files
             )
-            results["large"] = measure(root, args.large_runs or runs, work / "cache-large")
+            results["large"] = measure(
+                root, args.large_runs or runs, work / "cache-large", args.large_one_changed
+            )
+            results["large"]["sampled"] = args.large_max_files is not None
             if results["large"]["files"] < 5000:
                 print(f"note: the large corpus has {results['large']['files']} files (< 5,000)")
-            if args.stages:
+            if args.stages_large:
                 results["large_stages"] = stages(root)
     results["load_after"] = load()
     results["targets"] = [

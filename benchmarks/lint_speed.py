@@ -4,6 +4,7 @@
     python benchmarks/lint_speed.py PATH            # measure an existing tree instead
     python benchmarks/lint_speed.py --runs 9 --worst-case-runs 3 --json results.json
     python benchmarks/lint_speed.py --cross-imports --baseline-src /tmp/old  # against a build
+    python benchmarks/lint_speed.py --scale --stages --json scale.json  # issue 14: lint_scale.py
 
 Every wall time is the median of ``--runs`` subprocess runs of the installed ``esper-lint``
 console script (interpreter start included), with the cache in a private directory
@@ -22,6 +23,10 @@ The baselines parse the same files in this process, serially, modules already im
 holding its ``esper_lint`` package, e.g. ``git archive`` of an older commit), alternating with
 this build run by run, and reports this build over that one; ``--cross-imports`` generates a
 corpus whose modules import each other (see ``corpus.py``).
+
+``--scale`` runs the speed-at-scale measures instead (``lint_scale.py``: a large corpus copied from
+installed packages against ruff, an Esper-shaped tree against bare libcst parsing, the issue's
+targets as a table; ``--stages`` adds ``lint_profile.py``'s profile per stage).
 """
 
 from __future__ import annotations
@@ -262,13 +267,21 @@ def main() -> None:
         default=[],
         help="a directory of source trees (one per subdirectory) to add to the large corpus",
     )
-    scale.add_argument("--large-max-files", type=int, help="keep the large corpus's first N files")
+    scale.add_argument(
+        "--large-max-files", type=int, help="an evenly spaced sample of N files of the large corpus"
+    )
     scale.add_argument("--large-runs", type=int, help="runs on the large corpus (default --runs)")
     scale.add_argument("--skip-large", action="store_true")
     scale.add_argument("--skip-esper", action="store_true")
     scale.add_argument("--esper-files", type=int, default=640)
     scale.add_argument("--esper-lines", type=int, default=211_000)
     scale.add_argument("--stages", action="store_true", help="profile a cold run per stage")
+    scale.add_argument("--stages-large", action="store_true", help="also on the large corpus")
+    scale.add_argument(
+        "--large-one-changed",
+        action="store_true",
+        help="also time one changed file on the large corpus (each costs about a cold run)",
+    )
     args = parser.parse_args()
     if args.scale:
         from lint_scale import run_scale
