@@ -2,6 +2,7 @@
 
     python benchmarks/lint_speed.py --scale --runs 3 --stages --json scale.json
     python benchmarks/lint_speed.py --scale --large-from /work/corpus/src --large-runs 1
+    python benchmarks/lint_speed.py --scale --large-max-files 500 ...   # a sample of the large one
     python benchmarks/lint_speed.py --scale --skip-large --skip-worst-case   # the quick part
 
 Corpora, both built in a temporary directory (a project checkout: a ``pyproject.toml`` at the
@@ -10,7 +11,8 @@ root, the cache in a private directory):
 - **large**: every ``.py`` file of torch and of whichever of transformers, deepspeed, lightning,
   diffusers, accelerate, timm and mmengine are installed (``importlib.util.find_spec``), plus one
   tree per subdirectory of each ``--large-from DIR`` (extracted sdists) whose project is not
-  installed already; copied, in sorted order, to ``<package>/<path>``;
+  installed already; copied in sorted order, each source its own project (``build_large``);
+  ``--large-max-files N`` keeps an evenly spaced sample;
 - **Esper-shaped**: ``corpus.generate_esper_shaped`` (640 files, 211k lines, 13% of the files
   and 28% of the bytes parse candidates); the worst case is the same tree with every file a
   candidate.
@@ -24,6 +26,9 @@ pre-commit does (only that file named) and as a whole-tree run; then bare
 are medians over ``--runs`` (``--large-runs`` for the large corpus) subprocess runs from the
 corpus root, interpreter start included. The candidate shares come from esper-lint's own
 ``prefilter.candidate_predicate``; the machine load is ``os.getloadavg()`` before and after.
+On the large corpus, the one-changed-file runs (``--large-one-changed``) and the profile per
+stage (``--stages-large``; ``--stages`` profiles the Esper-shaped tree) are opt-in: each costs
+about one more cold run.
 """
 
 from __future__ import annotations
