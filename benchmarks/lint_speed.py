@@ -4,6 +4,7 @@
     python benchmarks/lint_speed.py PATH            # measure an existing tree instead
     python benchmarks/lint_speed.py --runs 9 --worst-case-runs 3 --json results.json
     python benchmarks/lint_speed.py --cross-imports --baseline-src /tmp/old  # against a build
+    python benchmarks/lint_speed.py --scale --stages --json scale.json  # issue 14: lint_scale.py
 
 Every wall time is the median of ``--runs`` subprocess runs of the installed ``esper-lint``
 console script (interpreter start included), with the cache in a private directory
@@ -22,6 +23,10 @@ The baselines parse the same files in this process, serially, modules already im
 holding its ``esper_lint`` package, e.g. ``git archive`` of an older commit), alternating with
 this build run by run, and reports this build over that one; ``--cross-imports`` generates a
 corpus whose modules import each other (see ``corpus.py``).
+
+``--scale`` runs the speed-at-scale measures instead (``lint_scale.py``: a large corpus copied from
+installed packages against ruff, an Esper-shaped tree against bare libcst parsing, the issue's
+targets as a table; ``--stages`` adds ``lint_profile.py``'s profile per stage).
 """
 
 from __future__ import annotations
@@ -92,9 +97,9 @@ def python_files(root: Path) -> list[Path]:
     return [f.path for f in discover([root], (), Config(root=root).root).files]
 
 
-def timed_run(command: list[str], env: dict[str, str]) -> float:
+def timed_run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     start = time.perf_counter()
-    completed = subprocess.run(command, env=env, capture_output=True, check=False)
+    completed = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False)
     elapsed = time.perf_counter() - start
     if completed.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr.decode()[-2000:]}")
@@ -253,7 +258,36 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--cross-imports", action="store_true", help="modules import each other")
     parser.add_argument("--baseline-src", type=Path, help="time another build against this one")
+    scale = parser.add_argument_group("speed at scale (issue 14): --scale")
+    scale.add_argument("--scale", action="store_true", help="the large and Esper-shaped corpora")
+    scale.add_argument(
+        "--large-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="a directory of source trees (one per subdirectory) to add to the large corpus",
+    )
+    scale.add_argument(
+        "--large-max-files", type=int, help="an evenly spaced sample of N files of the large corpus"
+    )
+    scale.add_argument("--large-runs", type=int, help="runs on the large corpus (default --runs)")
+    scale.add_argument("--skip-large", action="store_true")
+    scale.add_argument("--skip-esper", action="store_true")
+    scale.add_argument("--esper-files", type=int, default=640)
+    scale.add_argument("--esper-lines", type=int, default=211_000)
+    scale.add_argument("--stages", action="store_true", help="profile a cold run per stage")
+    scale.add_argument("--stages-large", action="store_true", help="also on the large corpus")
+    scale.add_argument(
+        "--large-one-changed",
+        action="store_true",
+        help="also time one changed file on the large corpus (each costs about a cold run)",
+    )
     args = parser.parse_args()
+    if args.scale:
+        from lint_scale import run_scale
+
+        run_scale(args)
+        return
     with tempfile.TemporaryDirectory(prefix="esper-lint-bench-") as scratch:
         work = Path(scratch)
         root = args.path
