@@ -54,6 +54,19 @@ def cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "esper_lint"]
 
 
+def compile_bytecode(baseline_src: Path | None) -> None:
+    """Write the bytecode of this build's package (and the baseline's), as ``pip install`` does:
+    an editable install under ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile every module
+    on every run, which costs more the larger the package (measured: part of a 2x warm ratio)."""
+    import compileall
+
+    import esper_lint
+
+    for package in (Path(esper_lint.__file__).parent, baseline_src and baseline_src / "esper_lint"):
+        if package:
+            compileall.compile_dir(str(package), quiet=1)
+
+
 def baseline_cli(source_dir: Path) -> list[str]:
     """Another build's CLI: its sources first on the path, this build's editable finder gone."""
     code = (
@@ -283,6 +296,7 @@ def main() -> None:
         help="also time one changed file on the large corpus (each costs about a cold run)",
     )
     args = parser.parse_args()
+    compile_bytecode(args.baseline_src)
     if args.scale:
         from lint_scale import run_scale
 

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from hashlib import blake2b
@@ -366,6 +365,8 @@ class Cache:
             "summaries": summaries,
         }
         encoded = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        import tempfile  # only when an entry changed: a warm run writes nothing
+
         descriptor, temporary = tempfile.mkstemp(
             dir=self.document_path.parent, prefix=".tmp-", suffix=".json"
         )

@@ -15,7 +15,6 @@ nested repository starts afresh.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -49,6 +48,8 @@ def _read_spec(path: str) -> pathspec.GitIgnoreSpec | None:
 
 @cache
 def _global_excludes_file() -> str | None:
+    import subprocess  # only inside a repository: importing it costs a few ms a run
+
     try:
         completed = subprocess.run(
             ["git", "config", "--get", "core.excludesFile"],

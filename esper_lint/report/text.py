@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import re
-import tokenize
 from collections.abc import Sequence
 
 from esper_lint.diagnostics import Diagnostic
@@ -127,6 +125,9 @@ def _read_lines(path: str) -> list[str] | None:
             data = file.read()
     except (OSError, ValueError):
         return None
+    import io
+    import tokenize  # only to show a finding's source line
+
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         text = data.decode(encoding, errors="replace")
