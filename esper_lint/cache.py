@@ -240,28 +240,31 @@ def _read_document(document_path: Path) -> bytes | None:
     return None if remaining <= 0 else b"".join(chunks)
 
 
-def _load_entries(document_path: Path, key: str) -> dict[str, object]:
-    """The raw entries of a valid document; {} for a missing, unreadable or foreign one."""
-    return _load_section(document_path, key, "files")
+Sections = tuple[dict[str, object], dict[str, object]]
 
 
-def _load_section(document_path: Path, key: str, section: str) -> dict[str, object]:
+def _load_sections(document_path: Path, key: str) -> Sections:
+    """The raw file entries and module summaries of a valid document, read and decoded once;
+    empty for a missing, unreadable or foreign one."""
     try:
         data = _read_document(document_path)
         if data is None:
-            return {}
+            return {}, {}
         document = json.loads(data)
     except (OSError, ValueError, RecursionError):
         # ValueError covers JSONDecodeError and UnicodeDecodeError: garbage, truncation.
-        return {}
+        return {}, {}
     if not isinstance(document, dict):
-        return {}
+        return {}, {}
     if document.get("magic") != MAGIC or document.get("format") != FORMAT:
-        return {}
+        return {}, {}
     if document.get("key") != key:
-        return {}
-    found = document.get(section)
-    return found if isinstance(found, dict) else {}
+        return {}, {}
+    files, summaries = document.get("files"), document.get("summaries")
+    return (
+        files if isinstance(files, dict) else {},
+        summaries if isinstance(summaries, dict) else {},
+    )
 
 
 class Cache:
@@ -272,8 +275,7 @@ class Cache:
         self.root = os.path.abspath(config.root)
         self.key = cache_key(config)
         self.document_path = directory / f"v{esper_lint.__version__}" / f"{self.key}.json"
-        self.entries = _load_entries(self.document_path, self.key)
-        self.summaries = _load_section(self.document_path, self.key, "summaries")
+        self.entries, self.summaries = _load_sections(self.document_path, self.key)
         self.updates: dict[str, list[object]] = {}
         self.summary_updates: dict[str, list[object]] = {}
         self.by_digest_index: dict[str, FileResult] | None = None
@@ -341,7 +343,8 @@ class Cache:
         self._prepare_directory()
         # Merge with what another process may have written since we loaded.
         is_new = not self.document_path.exists()
-        merged = {**self.entries, **_load_entries(self.document_path, self.key), **self.updates}
+        stored_entries, stored_summaries = _load_sections(self.document_path, self.key)
+        merged = {**self.entries, **stored_entries, **self.updates}
         # Deleted and renamed files leave; otherwise every warm run would load them forever.
         entries = {
             key: entry
@@ -352,7 +355,7 @@ class Cache:
             key: entry
             for key, entry in {
                 **self.summaries,
-                **_load_section(self.document_path, self.key, "summaries"),
+                **stored_summaries,
                 **self.summary_updates,
             }.items()
             if key in self.summary_updates or os.path.lexists(key)

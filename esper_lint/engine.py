@@ -257,6 +257,24 @@ def _analyse(pending: list[_Pending], config: Config, jobs: int) -> list[Checked
     return [_check_one(item.source, str(item.path), config, item.root) for item in pending]
 
 
+class _KnownStats:
+    """The stat results discovery already has, by absolute path, indexed on first use: only a
+    run that checks the modules a cached result depends on needs them."""
+
+    def __init__(self, files: Sequence[SourceFile]) -> None:
+        self.files = files
+        self.by_path: dict[str, os.stat_result] | None = None
+
+    def of(self, absolute: str) -> os.stat_result | None:
+        if self.by_path is None:
+            cwd = os.getcwd()
+            # join, not abspath: discovery's paths are already normalised
+            self.by_path = {
+                os.path.join(cwd, f.path): f.stat for f in self.files if f.stat is not None
+            }
+        return self.by_path.get(absolute)
+
+
 class _Run:
     def __init__(
         self, config: Config, cache: Cache | None, prefilter: bool, fallback_root: Path
@@ -273,7 +291,7 @@ class _Run:
         self.roots: dict[str, str] = {}
         self.current_summaries: dict[str, str] = {}
         # the stat results discovery already has, by absolute path: dependencies reuse them
-        self.stats: dict[str, os.stat_result] = {}
+        self.stats: _KnownStats = _KnownStats(())
 
     def root_of(self, path: Path) -> str:
         """The project root of ``path``: the nearest marked ancestor, else the CLI directory."""
@@ -340,7 +358,7 @@ class _Run:
             self.cache.store_summary(module_path, self.signature(module_path), digest)
 
     def signature(self, module_path: str) -> Signature | None:
-        file_stat = self.stats.get(module_path)
+        file_stat = self.stats.of(module_path)
         if file_stat is None:
             try:
                 file_stat = os.stat(module_path)
@@ -451,9 +469,7 @@ def _lint_paths(
     _projects.clear()
     first = paths[0] if paths else Path(".")
     fallback_root = first if first.is_dir() else first.parent
-    cwd = os.getcwd()
-    # join, not abspath: discovery's paths are already normalised, and this runs for every file
-    stats = {os.path.join(cwd, f.path): f.stat for f in found.files if f.stat is not None}
+    stats = _KnownStats(found.files)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     diagnostics: list[Diagnostic] = []
     warnings = list(found.warnings)
