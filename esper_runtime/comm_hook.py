@@ -31,6 +31,7 @@ import struct
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -69,8 +70,24 @@ class _Reduction:
     """One checked backward: its number, this rank's fingerprint, where the check values are."""
 
     number: int
-    fingerprint: Callable[[], torch.Tensor]
-    size: int  # of the real buffer: the check values follow it
+    fingerprint: list[float]
+    size: int  # of the real buffer: the check values follow it in the hook's result...
+    checks: torch.Tensor | None = None  # ...unless they are kept apart, here
+
+
+@dataclass
+class _Extended:
+    """A buffer reused across backwards: bucket 0's gradients, then the check values (views)."""
+
+    whole: torch.Tensor
+    gradients: torch.Tensor
+    checks: torch.Tensor
+
+    @classmethod
+    def like(cls, buffer: torch.Tensor) -> "_Extended":
+        size = buffer.numel()
+        whole = buffer.new_empty(size + CHECK_VALUES)
+        return cls(whole, whole[:size], whole[size:])
 
 
 @dataclass
@@ -88,10 +105,12 @@ class SlotCheckHook:
     rank: int
     inner_hook: CommHook
     inner_state: Any
+    default_allreduce: bool = False  # inner_hook is the stock allreduce_hook on process_group
     checks: int = 0
     skipped: int = 0
     _backwards: int = 0
     _tail_cache: dict[tuple[bytes, torch.dtype, Any], torch.Tensor] = field(default_factory=dict)
+    _extended: dict[tuple[int, torch.dtype, Any], _Extended] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         hook = getattr(self.inner_hook, "__qualname__", repr(self.inner_hook))
@@ -101,49 +120,83 @@ class SlotCheckHook:
 
     def run(self, bucket: GradBucket) -> Future[torch.Tensor]:
         # Bucket 0: one per backward, and the small one (DDP caps the first bucket at 1 MiB by
-        # default; the last bucket may hold 25 MiB, and the check values are a copy of it).
+        # default; the last bucket may hold 25 MiB, and the check values go into a copy of it).
         if bucket.index() != 0 or not self.guard.active:
             return self.inner_hook(self.inner_state, bucket)
         self._backwards += 1
         buffer = bucket.buffer()
-        tail, as_tensor = self.check_values(buffer.dtype, buffer.device)
-        extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
-        future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
-        reduction = _Reduction(self._backwards, as_tensor, buffer.numel())
-        # DDP takes the result as is: it reads each gradient as a view at its offset, so the
-        # check values after the last gradient need no stripping (and no Python callback on
-        # the communication thread).
+        values = _fingerprint_values(self.guard)
+        tail = self._tail(values, buffer.dtype, buffer.device)
+        checks: torch.Tensor | None = None
+        if self.default_allreduce:
+            future, checks = self._allreduce_with_checks(buffer, tail)
+        else:
+            # DDP takes the result as is: it reads each gradient as a view at its offset, so the
+            # check values after the last gradient need no stripping.
+            extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
+            future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
+        reduction = _Reduction(self._backwards, values, buffer.numel(), checks)
         try:
             torch.autograd.Variable._execution_engine.queue_callback(
-                lambda: self._verdict(future, reduction)
+                partial(self._verdict, future, reduction)
             )
         except RuntimeError:
             # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
             # hook): decide when the values arrive; a mismatch then fails DDP's wait with our
             # message as a RuntimeError.
-            return future.then(lambda done: self._verdict_in_callback(done, reduction))
+            return future.then(partial(self._verdict_in_callback, reduction))
         return future
 
-    def check_values(
-        self, dtype: torch.dtype, device: Any
-    ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
-        """The ``CHECK_VALUES`` this rank appends now, and its fingerprint as a tensor (lazily)."""
-        fingerprint, as_tensor = _fingerprint_bytes(self.guard)
-        return self._tail(fingerprint, dtype, device), as_tensor
+    def _allreduce_with_checks(
+        self, buffer: torch.Tensor, tail: torch.Tensor
+    ) -> tuple[Future[torch.Tensor], torch.Tensor]:
+        """``allreduce_hook``'s work on bucket 0 followed by the check values, in fewer steps.
 
-    def _tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
-        digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
-        key = (digest, dtype, device)
+        The same arithmetic (divide by the world size, then sum), so the gradients are bitwise
+        the stock hook's, but on the process group directly (``dist.all_reduce``'s Python
+        wrapper costs more than the reduction of a small bucket) and in a buffer reused across
+        backwards. The reduced gradients are copied back into DDP's own buffer, which the
+        future returns: DDP then finds the result in place and copies nothing per parameter.
+        Returns the future and the view where the reduced check values will be.
+        """
+        extended = self._extended_like(buffer)
+        torch.cat([buffer, tail], out=extended.whole)
+        extended.whole.div_(self.world_size)
+        work = self.process_group.allreduce([extended.whole])
+        future = work.get_future().then(partial(_copy_back, extended.gradients, buffer))
+        return future, extended.checks
+
+    def _extended_like(self, buffer: torch.Tensor) -> _Extended:
+        key = (buffer.numel(), buffer.dtype, buffer.device)
+        extended = self._extended.get(key)
+        if extended is None:
+            if len(self._extended) > 4:  # DDP rebuilds its buckets once, after the first backward
+                self._extended.clear()
+            extended = self._extended[key] = _Extended.like(buffer)
+        return extended
+
+    def check_values(self, dtype: torch.dtype, device: Any) -> tuple[torch.Tensor, list[float]]:
+        """The ``CHECK_VALUES`` this rank appends now, and the fingerprint they hash."""
+        values = _fingerprint_values(self.guard)
+        return self._tail(values, dtype, device), values
+
+    def _tail(self, values: list[float], dtype: torch.dtype, device: Any) -> torch.Tensor:
+        # Keyed by the fingerprint itself: a backward whose slots did not change since the last
+        # one (nearly all of them) packs the floats and finds its tensor, with no hash to run.
+        key = (struct.pack(f"<{len(values)}d", *values), dtype, device)
         cached = self._tail_cache.get(key)
         if cached is None:
-            value = int.from_bytes(digest, "little")
-            bits = [float((value >> bit) & 1) for bit in range(_HASH_BITS)]
-            values = [1.0, 1.0 if self.rank == 0 else 0.0, *bits]
-            cached = torch.tensor(values, dtype=dtype, device=device)
             if len(self._tail_cache) > 16:  # alphas move every epoch: keep the cache small
                 self._tail_cache.clear()
-            self._tail_cache[key] = cached
+            cached = self._tail_cache[key] = self._new_tail(key[0], dtype, device)
         return cached
+
+    def _new_tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
+        digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        bits = [float((value >> bit) & 1) for bit in range(_HASH_BITS)]
+        values = [1.0, 1.0 if self.rank == 0 else 0.0, *bits]
+        return torch.tensor(values, dtype=dtype, device=device)
 
     # ------------------------------------------------------------------ the verdict
 
@@ -161,7 +214,7 @@ class SlotCheckHook:
         torch.autograd.Variable._execution_engine.queue_callback(fail)
 
     def _verdict_in_callback(
-        self, done: Future[torch.Tensor], reduction: _Reduction
+        self, reduction: _Reduction, done: Future[torch.Tensor]
     ) -> torch.Tensor:
         result = done.value()
         if self._agreement(reduction, result) is False:
@@ -173,7 +226,8 @@ class SlotCheckHook:
 
         Plain Python on 66 floats: cheaper than a dozen tiny tensor operations.
         """
-        values: list[float] = result[reduction.size :].tolist()
+        checks = reduction.checks if reduction.checks is not None else result[reduction.size :]
+        values: list[float] = checks.tolist()
         everyone, rank0 = values[0], values[1]
         reduced = len(values) == CHECK_VALUES and rank0 != 0 and all(map(math.isfinite, values))
         if not (reduced and abs(everyone / rank0 - self.world_size) < 0.5):
@@ -201,7 +255,7 @@ class SlotCheckHook:
         mine = {
             "rank": self.rank,
             **slot_report(self.guard),
-            "raw": reduction.fingerprint().tolist(),
+            "raw": reduction.fingerprint,
         }
         try:
             dist.all_gather_object(rows, mine, group=self.process_group)
@@ -320,6 +374,7 @@ def install_comm_hook(
         rank=dist.get_rank(process_group),
         inner_hook=inner,
         inner_state=state if hook is not None else process_group,
+        default_allreduce=hook is None,
     )
     # Registered even for an inactive guard, so a wrapped user hook still runs: run() passes
     # every bucket straight to it while the guard is inactive (or after unwrap()).
@@ -359,19 +414,24 @@ def slot_fingerprint(guard: SlotGuard) -> torch.Tensor:
     return torch.tensor(_fallback_values(guard), dtype=torch.float64)
 
 
-def _fingerprint_bytes(guard: SlotGuard) -> tuple[bytes, Callable[[], torch.Tensor]]:
-    """The bytes the hook hashes at every backward, and how to get them as a tensor later.
+def _fingerprint_values(guard: SlotGuard) -> list[float]:
+    """:func:`slot_fingerprint` as plain floats: this runs once per backward, on the critical path.
 
-    The fallback skips building a tensor: this runs once per backward, on the critical path.
+    ``SlotGuard.fingerprint_values()`` builds no tensor; other guards go through the tensor.
     """
-    own = getattr(guard, "fingerprint", None)
+    own = getattr(guard, "fingerprint_values", None)
     if callable(own):
-        tensor = slot_fingerprint(guard)
-        return tensor.numpy().tobytes(), lambda: tensor
-    values = _fallback_values(guard)
-    return struct.pack(f"<{len(values)}d", *values), lambda: torch.tensor(
-        values, dtype=torch.float64
-    )
+        values: list[float] = own()
+        return values
+    as_list: list[float] = slot_fingerprint(guard).tolist()
+    return as_list
+
+
+def _copy_back(
+    reduced: torch.Tensor, buffer: torch.Tensor, done: Future[list[torch.Tensor]]
+) -> torch.Tensor:
+    done.value()  # re-raises if the all-reduce failed
+    return buffer.copy_(reduced)
 
 
 def _fallback_values(guard: SlotGuard) -> list[float]:

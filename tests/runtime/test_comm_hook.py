@@ -143,7 +143,7 @@ def test_three_ranks_that_agree_pass_whatever_the_scaling(divide: bool) -> None:
     hook = _hook(3)
     reduced = _reduce(_tails(3, [0.25, 0.25, 0.25]), divide)
     assert reduced.numel() == CHECK_VALUES
-    assert hook._agreement(_Reduction(1, lambda: torch.zeros(0), 0), reduced) is True
+    assert hook._agreement(_Reduction(1, [], 0), reduced) is True
     assert (hook.checks, hook.skipped) == (1, 0)
 
 
@@ -151,7 +151,7 @@ def test_three_ranks_that_agree_pass_whatever_the_scaling(divide: bool) -> None:
 def test_one_rank_of_three_that_differs_is_a_mismatch(divide: bool) -> None:
     hook = _hook(3)
     reduced = _reduce(_tails(3, [0.25, 0.25, 0.5]), divide)
-    assert hook._agreement(_Reduction(1, lambda: torch.zeros(0), 0), reduced) is False
+    assert hook._agreement(_Reduction(1, [], 0), reduced) is False
 
 
 def test_values_that_were_not_reduced_are_skipped_with_one_warning(
@@ -161,7 +161,7 @@ def test_values_that_were_not_reduced_are_skipped_with_one_warning(
     local = _tails(2, [0.25])[0]  # what a hook that never communicates hands back
     with caplog.at_level(logging.WARNING, logger="esper_runtime.comm_hook"):
         for number in (1, 2):
-            assert hook._agreement(_Reduction(number, lambda: torch.zeros(0), 0), local) is None
+            assert hook._agreement(_Reduction(number, [], 0), local) is None
     assert (hook.checks, hook.skipped) == (0, 2)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "did not all-reduce the checked bucket" in warnings[0]
