@@ -77,17 +77,15 @@ class _Reduction:
 
 @dataclass
 class _Extended:
-    """A buffer reused across backwards: bucket 0's gradients, then the check values (views)."""
+    """A buffer reused across backwards: bucket 0's gradients, then the check values (a view)."""
 
     whole: torch.Tensor
-    gradients: torch.Tensor
     checks: torch.Tensor
 
     @classmethod
     def like(cls, buffer: torch.Tensor) -> "_Extended":
-        size = buffer.numel()
-        whole = buffer.new_empty(size + CHECK_VALUES)
-        return cls(whole, whole[:size], whole[size:])
+        whole = buffer.new_empty(buffer.numel() + CHECK_VALUES)
+        return cls(whole, whole[buffer.numel() :])
 
 
 @dataclass
@@ -127,12 +125,12 @@ class SlotCheckHook:
         buffer = bucket.buffer()
         values = _fingerprint_values(self.guard)
         tail = self._tail(values, buffer.dtype, buffer.device)
+        # DDP takes the result as is: it reads each gradient as a view at its offset, so the
+        # check values after the last gradient need no stripping.
         checks: torch.Tensor | None = None
         if self.default_allreduce:
             future, checks = self._allreduce_with_checks(buffer, tail)
         else:
-            # DDP takes the result as is: it reads each gradient as a view at its offset, so the
-            # check values after the last gradient need no stripping.
             extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
             future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
         reduction = _Reduction(self._backwards, values, buffer.numel(), checks)
@@ -155,16 +153,14 @@ class SlotCheckHook:
         The same arithmetic (divide by the world size, then sum), so the gradients are bitwise
         the stock hook's, but on the process group directly (``dist.all_reduce``'s Python
         wrapper costs more than the reduction of a small bucket) and in a buffer reused across
-        backwards. The reduced gradients are copied back into DDP's own buffer, which the
-        future returns: DDP then finds the result in place and copies nothing per parameter.
+        backwards (DDP copies the gradients out of the result before the next backward).
         Returns the future and the view where the reduced check values will be.
         """
         extended = self._extended_like(buffer)
         torch.cat([buffer, tail], out=extended.whole)
         extended.whole.div_(self.world_size)
         work = self.process_group.allreduce([extended.whole])
-        future = work.get_future().then(partial(_copy_back, extended.gradients, buffer))
-        return future, extended.checks
+        return work.get_future().then(_first_tensor), extended.checks
 
     def _extended_like(self, buffer: torch.Tensor) -> _Extended:
         key = (buffer.numel(), buffer.dtype, buffer.device)
@@ -427,11 +423,9 @@ def _fingerprint_values(guard: SlotGuard) -> list[float]:
     return as_list
 
 
-def _copy_back(
-    reduced: torch.Tensor, buffer: torch.Tensor, done: Future[list[torch.Tensor]]
-) -> torch.Tensor:
-    done.value()  # re-raises if the all-reduce failed
-    return buffer.copy_(reduced)
+def _first_tensor(done: Future[list[torch.Tensor]]) -> torch.Tensor:
+    # What allreduce_hook's lambda does: DDP wants a Future[Tensor], the work gives a list.
+    return done.value()[0]
 
 
 def _fallback_values(guard: SlotGuard) -> list[float]:

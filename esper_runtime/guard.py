@@ -299,10 +299,10 @@ class SlotGuard:
         return torch.tensor(self.fingerprint_values(), dtype=torch.float64)
 
     def fingerprint_values(self) -> list[float]:
-        """:meth:`fingerprint` as plain floats, without building a tensor.
+        """:meth:`fingerprint` as a list of numbers (counters and stages stay ``int``).
 
-        The DDP comm hook reads this at every backward: a list costs a few microseconds, a
-        tensor several times that.
+        The DDP comm hook reads this at every backward: building the list costs a few
+        microseconds, a tensor several times that.
         """
         adapter = self._adapter
         values: list[float] = []
@@ -310,7 +310,7 @@ class SlotGuard:
             stage = adapter.stage(w.slot)
             values += (w.step_calls, w.advance_calls, -1 if stage is None else stage)
             values += adapter.read_state(w.slot)
-        return [float(value) for value in values]
+        return values
 
     def raise_desync(self, reason: str, *, timeout: bool = False) -> NoReturn:
         """Make every rank raise this guard's error: write the verdict, then raise it here.
