@@ -12,9 +12,10 @@ Two spawned gloo ranks over loopback (CPU). For each K, two identical models of 
 - ``hooked``: DDP plus ``install_comm_hook(ddp, guard)``.
 
 One step is forward, backward (DDP's all-reduce included) and an SGD step. The three models take
-turns step by step, so load from elsewhere on the machine hits both alike. Also timed, alone:
-the hook's own work per backward (``SlotCheckHook.check_values``: read the K slots, hash, look
-up the 66 check values), without any communication.
+turns step by step, so load from elsewhere on the machine hits all three alike. Also timed,
+alone: the hook's own work per backward (``SlotCheckHook.check_values``: read the K slots, pack
+them, look up the 66 check values, hashing only when the slots changed), without any
+communication.
 
 Reported: the median over steps of the slowest rank's time per step, in microseconds, the
 ratio hooked / plain, and the hook's own work as a share of the plain step (the part of the

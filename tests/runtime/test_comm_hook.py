@@ -177,3 +177,17 @@ def test_the_table_names_the_first_divergence_and_every_differing_field() -> Non
     assert "stage" not in text  # equal fields are left out
     same = [{**row, "slots": rows[0]["slots"]} for row in rows]
     assert "the guard's own fingerprint (call counters)" in describe_rows(same)
+
+
+def test_the_hook_hashes_the_guards_fingerprint_and_sees_every_change() -> None:
+    hook = _hook(2)
+    guard, slot = hook.guard, hook.guard.slots[0]
+    tail, values = hook.check_values(torch.float32, torch.device("cpu"))
+    # The plain numbers the hook hashes are the guard's fingerprint, field for field.
+    assert torch.equal(torch.tensor(values, dtype=torch.float64), guard.fingerprint())
+    again, _ = hook.check_values(torch.float32, torch.device("cpu"))
+    assert again is tail  # unchanged slots: the cached values, no new tensor
+    slot.set_alpha(0.5)
+    moved, moved_values = hook.check_values(torch.float32, torch.device("cpu"))
+    assert moved_values != values and not torch.equal(moved[2:], tail[2:])
+    assert moved[:2].tolist() == [1.0, 1.0]  # rank 0's pilots
