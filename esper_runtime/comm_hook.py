@@ -81,6 +81,7 @@ class _Extended:
 
     whole: torch.Tensor
     checks: torch.Tensor
+    reduction: Future[torch.Tensor] | None = None  # the last all-reduce of ``whole``
 
     @classmethod
     def like(cls, buffer: torch.Tensor) -> "_Extended":
@@ -160,12 +161,15 @@ class SlotCheckHook:
         torch.cat([buffer, tail], out=extended.whole)
         extended.whole.div_(self.world_size)
         work = self.process_group.allreduce([extended.whole])
-        return work.get_future().then(_first_tensor), extended.checks
+        extended.reduction = work.get_future().then(_first_tensor)
+        return extended.reduction, extended.checks
 
     def _extended_like(self, buffer: torch.Tensor) -> _Extended:
         key = (buffer.numel(), buffer.dtype, buffer.device)
         extended = self._extended.get(key)
-        if extended is None:
+        # DDP finishes a backward's all-reduces before the next one starts; should the last one
+        # still be in flight anyway (a backward abandoned midway), write somewhere else.
+        if extended is None or not (extended.reduction is None or extended.reduction.done()):
             if len(self._extended) > 4:  # DDP rebuilds its buckets once, after the first backward
                 self._extended.clear()
             extended = self._extended[key] = _Extended.like(buffer)
