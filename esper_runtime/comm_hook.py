@@ -77,16 +77,18 @@ class _Reduction:
 
 @dataclass
 class _Extended:
-    """A buffer reused across backwards: bucket 0's gradients, then the check values (a view)."""
+    """A buffer reused across backwards: bucket 0's gradients, then the check values (views)."""
 
     whole: torch.Tensor
+    gradients: torch.Tensor
     checks: torch.Tensor
     reduction: Future[torch.Tensor] | None = None  # the last all-reduce of ``whole``
 
     @classmethod
     def like(cls, buffer: torch.Tensor) -> "_Extended":
-        whole = buffer.new_empty(buffer.numel() + CHECK_VALUES)
-        return cls(whole, whole[buffer.numel() :])
+        size = buffer.numel()
+        whole = buffer.new_empty(size + CHECK_VALUES)
+        return cls(whole, whole[:size], whole[size:])
 
 
 @dataclass
@@ -108,7 +110,9 @@ class SlotCheckHook:
     checks: int = 0
     skipped: int = 0
     _backwards: int = 0
-    _tail_cache: dict[tuple[bytes, torch.dtype, Any], torch.Tensor] = field(default_factory=dict)
+    _tail_cache: dict[tuple[bytes, torch.dtype, Any], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict
+    )
     _extended: dict[tuple[int, torch.dtype, Any], _Extended] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -125,12 +129,12 @@ class SlotCheckHook:
         self._backwards += 1
         buffer = bucket.buffer()
         values = _fingerprint_values(self.guard)
-        tail = self._tail(values, buffer.dtype, buffer.device)
+        tail, divided = self._tails(values, buffer.dtype, buffer.device)
         # DDP takes the result as is: it reads each gradient as a view at its offset, so the
         # check values after the last gradient need no stripping.
         checks: torch.Tensor | None = None
         if self.default_allreduce:
-            future, checks = self._allreduce_with_checks(buffer, tail)
+            future, checks = self._allreduce_with_checks(buffer, divided)
         else:
             extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
             future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
@@ -147,19 +151,20 @@ class SlotCheckHook:
         return future
 
     def _allreduce_with_checks(
-        self, buffer: torch.Tensor, tail: torch.Tensor
+        self, buffer: torch.Tensor, divided_tail: torch.Tensor
     ) -> tuple[Future[torch.Tensor], torch.Tensor]:
         """``allreduce_hook``'s work on bucket 0 followed by the check values, in fewer steps.
 
         The same arithmetic (divide by the world size, then sum), so the gradients are bitwise
         the stock hook's, but on the process group directly (``dist.all_reduce``'s Python
-        wrapper costs more than the reduction of a small bucket) and in a buffer reused across
-        backwards (DDP copies the gradients out of the result before the next backward).
+        wrapper costs more than the reduction of a small bucket), dividing while copying into
+        a buffer reused across backwards (DDP copies the gradients out of the result before the
+        next backward) and with the check values divided once, when their cache entry is made.
         Returns the future and the view where the reduced check values will be.
         """
         extended = self._extended_like(buffer)
-        torch.cat([buffer, tail], out=extended.whole)
-        extended.whole.div_(self.world_size)
+        torch.div(buffer, self.world_size, out=extended.gradients)
+        extended.checks.copy_(divided_tail)
         work = self.process_group.allreduce([extended.whole])
         extended.reduction = work.get_future().then(_first_tensor)
         return extended.reduction, extended.checks
@@ -178,9 +183,12 @@ class SlotCheckHook:
     def check_values(self, dtype: torch.dtype, device: Any) -> tuple[torch.Tensor, list[float]]:
         """The ``CHECK_VALUES`` this rank appends now, and the fingerprint they hash."""
         values = _fingerprint_values(self.guard)
-        return self._tail(values, dtype, device), values
+        return self._tails(values, dtype, device)[0], values
 
-    def _tail(self, values: list[float], dtype: torch.dtype, device: Any) -> torch.Tensor:
+    def _tails(
+        self, values: list[float], dtype: torch.dtype, device: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The check values for this fingerprint, and the same divided by the world size."""
         # Keyed by the fingerprint itself: a backward whose slots did not change since the last
         # one (nearly all of them) packs the floats and finds its tensor, with no hash to run.
         key = (struct.pack(f"<{len(values)}d", *values), dtype, device)
@@ -188,7 +196,8 @@ class SlotCheckHook:
         if cached is None:
             if len(self._tail_cache) > 16:  # alphas move every epoch: keep the cache small
                 self._tail_cache.clear()
-            cached = self._tail_cache[key] = self._new_tail(key[0], dtype, device)
+            tail = self._new_tail(key[0], dtype, device)
+            cached = self._tail_cache[key] = (tail, tail / self.world_size)
         return cached
 
     def _new_tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
