@@ -106,7 +106,9 @@ class SlotCheckHook:
     rank: int
     inner_hook: CommHook
     inner_state: Any
-    default_allreduce: bool = False  # inner_hook is the stock allreduce_hook on process_group
+    # No user hook: bucket 0 gets allreduce_hook's arithmetic from run() itself (other buckets,
+    # and every bucket while the guard is inactive, go to inner_hook, the stock allreduce_hook).
+    default_allreduce: bool = False
     checks: int = 0
     skipped: int = 0
     _backwards: int = 0
@@ -349,7 +351,8 @@ def install_comm_hook(
     Registers a DDP communication hook (DDP allows one per model, registered before the first
     backward). ``hook``/``state`` are your own comm hook and its state, if you have one: do not
     register it yourself, pass it here and it is wrapped (default: the stock
-    ``allreduce_hook`` on the model's process group). The wrapped hook must all-reduce
+    ``allreduce_hook`` on the model's process group, whose arithmetic the hook then does itself
+    for the checked bucket, at less cost). The wrapped hook must all-reduce
     ``bucket.buffer()`` elementwise (allreduce, fp16/bf16 compression, scaling hooks do);
     PowerSGD is refused. Call it on every rank. While the guard is inactive (one rank, or after
     ``unwrap()``) the hook only runs the wrapped hook.
