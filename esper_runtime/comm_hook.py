@@ -31,6 +31,7 @@ import struct
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -69,8 +70,25 @@ class _Reduction:
     """One checked backward: its number, this rank's fingerprint, where the check values are."""
 
     number: int
-    fingerprint: Callable[[], torch.Tensor]
-    size: int  # of the real buffer: the check values follow it
+    fingerprint: list[float]
+    size: int  # of the real buffer: the check values follow it in the hook's result...
+    checks: torch.Tensor | None = None  # ...unless they are kept apart, here
+
+
+@dataclass
+class _Extended:
+    """A buffer reused across backwards: bucket 0's gradients, then the check values (views)."""
+
+    whole: torch.Tensor
+    gradients: torch.Tensor
+    checks: torch.Tensor
+    reduction: Future[torch.Tensor] | None = None  # the last all-reduce of ``whole``
+
+    @classmethod
+    def like(cls, buffer: torch.Tensor) -> "_Extended":
+        size = buffer.numel()
+        whole = buffer.new_empty(size + CHECK_VALUES)
+        return cls(whole, whole[:size], whole[size:])
 
 
 @dataclass
@@ -88,10 +106,16 @@ class SlotCheckHook:
     rank: int
     inner_hook: CommHook
     inner_state: Any
+    # No user hook: bucket 0 gets allreduce_hook's arithmetic from run() itself (other buckets,
+    # and every bucket while the guard is inactive, go to inner_hook, the stock allreduce_hook).
+    default_allreduce: bool = False
     checks: int = 0
     skipped: int = 0
     _backwards: int = 0
-    _tail_cache: dict[tuple[bytes, torch.dtype, Any], torch.Tensor] = field(default_factory=dict)
+    _tail_cache: dict[tuple[bytes, torch.dtype, Any], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict
+    )
+    _extended: dict[tuple[int, torch.dtype, Any], _Extended] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         hook = getattr(self.inner_hook, "__qualname__", repr(self.inner_hook))
@@ -101,49 +125,89 @@ class SlotCheckHook:
 
     def run(self, bucket: GradBucket) -> Future[torch.Tensor]:
         # Bucket 0: one per backward, and the small one (DDP caps the first bucket at 1 MiB by
-        # default; the last bucket may hold 25 MiB, and the check values are a copy of it).
+        # default; the last bucket may hold 25 MiB, and the check values go into a copy of it).
         if bucket.index() != 0 or not self.guard.active:
             return self.inner_hook(self.inner_state, bucket)
         self._backwards += 1
         buffer = bucket.buffer()
-        tail, as_tensor = self.check_values(buffer.dtype, buffer.device)
-        extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
-        future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
-        reduction = _Reduction(self._backwards, as_tensor, buffer.numel())
+        values = _fingerprint_values(self.guard)
+        tail, divided = self._tails(values, buffer.dtype, buffer.device)
         # DDP takes the result as is: it reads each gradient as a view at its offset, so the
-        # check values after the last gradient need no stripping (and no Python callback on
-        # the communication thread).
+        # check values after the last gradient need no stripping.
+        checks: torch.Tensor | None = None
+        if self.default_allreduce:
+            future, checks = self._allreduce_with_checks(buffer, divided)
+        else:
+            extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
+            future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
+        reduction = _Reduction(self._backwards, values, buffer.numel(), checks)
         try:
             torch.autograd.Variable._execution_engine.queue_callback(
-                lambda: self._verdict(future, reduction)
+                partial(self._verdict, future, reduction)
             )
         except RuntimeError:
             # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
             # hook): decide when the values arrive; a mismatch then fails DDP's wait with our
             # message as a RuntimeError.
-            return future.then(lambda done: self._verdict_in_callback(done, reduction))
+            return future.then(partial(self._verdict_in_callback, reduction))
         return future
 
-    def check_values(
-        self, dtype: torch.dtype, device: Any
-    ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
-        """The ``CHECK_VALUES`` this rank appends now, and its fingerprint as a tensor (lazily)."""
-        fingerprint, as_tensor = _fingerprint_bytes(self.guard)
-        return self._tail(fingerprint, dtype, device), as_tensor
+    def _allreduce_with_checks(
+        self, buffer: torch.Tensor, divided_tail: torch.Tensor
+    ) -> tuple[Future[torch.Tensor], torch.Tensor]:
+        """``allreduce_hook``'s work on bucket 0 followed by the check values, in fewer steps.
 
-    def _tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
-        digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
-        key = (digest, dtype, device)
+        The same arithmetic (divide by the world size, then sum), so the gradients are bitwise
+        the stock hook's, but on the process group directly (``dist.all_reduce``'s Python
+        wrapper costs more than the reduction of a small bucket), dividing while copying into
+        a buffer reused across backwards (DDP copies the gradients out of the result before the
+        next backward) and with the check values divided once, when their cache entry is made.
+        Returns the future and the view where the reduced check values will be.
+        """
+        extended = self._extended_like(buffer)
+        torch.div(buffer, self.world_size, out=extended.gradients)
+        extended.checks.copy_(divided_tail)
+        work = self.process_group.allreduce([extended.whole])
+        extended.reduction = work.get_future().then(_first_tensor)
+        return extended.reduction, extended.checks
+
+    def _extended_like(self, buffer: torch.Tensor) -> _Extended:
+        key = (buffer.numel(), buffer.dtype, buffer.device)
+        extended = self._extended.get(key)
+        # DDP finishes a backward's all-reduces before the next one starts; should the last one
+        # still be in flight anyway (a backward abandoned midway), write somewhere else.
+        if extended is None or not (extended.reduction is None or extended.reduction.done()):
+            if len(self._extended) > 4:  # DDP rebuilds its buckets once, after the first backward
+                self._extended.clear()
+            extended = self._extended[key] = _Extended.like(buffer)
+        return extended
+
+    def check_values(self, dtype: torch.dtype, device: Any) -> tuple[torch.Tensor, list[float]]:
+        """The ``CHECK_VALUES`` this rank appends now, and the fingerprint they hash."""
+        values = _fingerprint_values(self.guard)
+        return self._tails(values, dtype, device)[0], values
+
+    def _tails(
+        self, values: list[float], dtype: torch.dtype, device: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The check values for this fingerprint, and the same divided by the world size."""
+        # Keyed by the fingerprint itself: a backward whose slots did not change since the last
+        # one (nearly all of them) packs the floats and finds its tensor, with no hash to run.
+        key = (struct.pack(f"<{len(values)}d", *values), dtype, device)
         cached = self._tail_cache.get(key)
         if cached is None:
-            value = int.from_bytes(digest, "little")
-            bits = [float((value >> bit) & 1) for bit in range(_HASH_BITS)]
-            values = [1.0, 1.0 if self.rank == 0 else 0.0, *bits]
-            cached = torch.tensor(values, dtype=dtype, device=device)
             if len(self._tail_cache) > 16:  # alphas move every epoch: keep the cache small
                 self._tail_cache.clear()
-            self._tail_cache[key] = cached
+            tail = self._new_tail(key[0], dtype, device)
+            cached = self._tail_cache[key] = (tail, tail / self.world_size)
         return cached
+
+    def _new_tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
+        digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        bits = [float((value >> bit) & 1) for bit in range(_HASH_BITS)]
+        values = [1.0, 1.0 if self.rank == 0 else 0.0, *bits]
+        return torch.tensor(values, dtype=dtype, device=device)
 
     # ------------------------------------------------------------------ the verdict
 
@@ -161,7 +225,7 @@ class SlotCheckHook:
         torch.autograd.Variable._execution_engine.queue_callback(fail)
 
     def _verdict_in_callback(
-        self, done: Future[torch.Tensor], reduction: _Reduction
+        self, reduction: _Reduction, done: Future[torch.Tensor]
     ) -> torch.Tensor:
         result = done.value()
         if self._agreement(reduction, result) is False:
@@ -173,7 +237,8 @@ class SlotCheckHook:
 
         Plain Python on 66 floats: cheaper than a dozen tiny tensor operations.
         """
-        values: list[float] = result[reduction.size :].tolist()
+        checks = reduction.checks if reduction.checks is not None else result[reduction.size :]
+        values: list[float] = checks.tolist()
         everyone, rank0 = values[0], values[1]
         reduced = len(values) == CHECK_VALUES and rank0 != 0 and all(map(math.isfinite, values))
         if not (reduced and abs(everyone / rank0 - self.world_size) < 0.5):
@@ -201,7 +266,7 @@ class SlotCheckHook:
         mine = {
             "rank": self.rank,
             **slot_report(self.guard),
-            "raw": reduction.fingerprint().tolist(),
+            "raw": reduction.fingerprint,
         }
         try:
             dist.all_gather_object(rows, mine, group=self.process_group)
@@ -286,7 +351,8 @@ def install_comm_hook(
     Registers a DDP communication hook (DDP allows one per model, registered before the first
     backward). ``hook``/``state`` are your own comm hook and its state, if you have one: do not
     register it yourself, pass it here and it is wrapped (default: the stock
-    ``allreduce_hook`` on the model's process group). The wrapped hook must all-reduce
+    ``allreduce_hook`` on the model's process group, whose arithmetic the hook then does itself
+    for the checked bucket, at less cost). The wrapped hook must all-reduce
     ``bucket.buffer()`` elementwise (allreduce, fp16/bf16 compression, scaling hooks do);
     PowerSGD is refused. Call it on every rank. While the guard is inactive (one rank, or after
     ``unwrap()``) the hook only runs the wrapped hook.
@@ -320,6 +386,7 @@ def install_comm_hook(
         rank=dist.get_rank(process_group),
         inner_hook=inner,
         inner_state=state if hook is not None else process_group,
+        default_allreduce=hook is None,
     )
     # Registered even for an inactive guard, so a wrapped user hook still runs: run() passes
     # every bucket straight to it while the guard is inactive (or after unwrap()).
@@ -359,19 +426,22 @@ def slot_fingerprint(guard: SlotGuard) -> torch.Tensor:
     return torch.tensor(_fallback_values(guard), dtype=torch.float64)
 
 
-def _fingerprint_bytes(guard: SlotGuard) -> tuple[bytes, Callable[[], torch.Tensor]]:
-    """The bytes the hook hashes at every backward, and how to get them as a tensor later.
+def _fingerprint_values(guard: SlotGuard) -> list[float]:
+    """:func:`slot_fingerprint` as plain floats: this runs once per backward, on the critical path.
 
-    The fallback skips building a tensor: this runs once per backward, on the critical path.
+    ``SlotGuard.fingerprint_values()`` builds no tensor; other guards go through the tensor.
     """
-    own = getattr(guard, "fingerprint", None)
+    own = getattr(guard, "fingerprint_values", None)
     if callable(own):
-        tensor = slot_fingerprint(guard)
-        return tensor.numpy().tobytes(), lambda: tensor
-    values = _fallback_values(guard)
-    return struct.pack(f"<{len(values)}d", *values), lambda: torch.tensor(
-        values, dtype=torch.float64
-    )
+        values: list[float] = own()
+        return values
+    as_list: list[float] = slot_fingerprint(guard).tolist()
+    return as_list
+
+
+def _first_tensor(done: Future[list[torch.Tensor]]) -> torch.Tensor:
+    # What allreduce_hook's lambda does: DDP wants a Future[Tensor], the work gives a list.
+    return done.value()[0]
 
 
 def _fallback_values(guard: SlotGuard) -> list[float]:

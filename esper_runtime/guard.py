@@ -296,17 +296,21 @@ class SlotGuard:
         (-1 when empty), then the adapter's state vector (``state.alpha`` and the controller
         fields for a ``SeedSlot``). Same length on every rank that wrapped the same slots.
         """
-        size = 3 + self._adapter.state_size
-        rows = [
-            [
-                float(w.step_calls),
-                float(w.advance_calls),
-                float(-1 if (stage := self._adapter.stage(w.slot)) is None else stage),
-                *self._adapter.read_state(w.slot),
-            ]
-            for w in self._wrapped
-        ]
-        return torch.tensor(rows, dtype=torch.float64).reshape(len(self._wrapped) * size)
+        return torch.tensor(self.fingerprint_values(), dtype=torch.float64)
+
+    def fingerprint_values(self) -> list[float]:
+        """:meth:`fingerprint` as a list of numbers (counters and stages stay ``int``).
+
+        The DDP comm hook reads this at every backward: building the list costs a few
+        microseconds, a tensor several times that.
+        """
+        adapter = self._adapter
+        values: list[float] = []
+        for w in self._wrapped:
+            stage = adapter.stage(w.slot)
+            values += (w.step_calls, w.advance_calls, -1 if stage is None else stage)
+            values += adapter.read_state(w.slot)
+        return values
 
     def raise_desync(self, reason: str, *, timeout: bool = False) -> NoReturn:
         """Make every rank raise this guard's error: write the verdict, then raise it here.

@@ -143,7 +143,7 @@ def test_three_ranks_that_agree_pass_whatever_the_scaling(divide: bool) -> None:
     hook = _hook(3)
     reduced = _reduce(_tails(3, [0.25, 0.25, 0.25]), divide)
     assert reduced.numel() == CHECK_VALUES
-    assert hook._agreement(_Reduction(1, lambda: torch.zeros(0), 0), reduced) is True
+    assert hook._agreement(_Reduction(1, [], 0), reduced) is True
     assert (hook.checks, hook.skipped) == (1, 0)
 
 
@@ -151,7 +151,7 @@ def test_three_ranks_that_agree_pass_whatever_the_scaling(divide: bool) -> None:
 def test_one_rank_of_three_that_differs_is_a_mismatch(divide: bool) -> None:
     hook = _hook(3)
     reduced = _reduce(_tails(3, [0.25, 0.25, 0.5]), divide)
-    assert hook._agreement(_Reduction(1, lambda: torch.zeros(0), 0), reduced) is False
+    assert hook._agreement(_Reduction(1, [], 0), reduced) is False
 
 
 def test_values_that_were_not_reduced_are_skipped_with_one_warning(
@@ -161,7 +161,7 @@ def test_values_that_were_not_reduced_are_skipped_with_one_warning(
     local = _tails(2, [0.25])[0]  # what a hook that never communicates hands back
     with caplog.at_level(logging.WARNING, logger="esper_runtime.comm_hook"):
         for number in (1, 2):
-            assert hook._agreement(_Reduction(number, lambda: torch.zeros(0), 0), local) is None
+            assert hook._agreement(_Reduction(number, [], 0), local) is None
     assert (hook.checks, hook.skipped) == (0, 2)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "did not all-reduce the checked bucket" in warnings[0]
@@ -177,3 +177,17 @@ def test_the_table_names_the_first_divergence_and_every_differing_field() -> Non
     assert "stage" not in text  # equal fields are left out
     same = [{**row, "slots": rows[0]["slots"]} for row in rows]
     assert "the guard's own fingerprint (call counters)" in describe_rows(same)
+
+
+def test_the_hook_hashes_the_guards_fingerprint_and_sees_every_change() -> None:
+    hook = _hook(2)
+    guard, slot = hook.guard, hook.guard.slots[0]
+    tail, values = hook.check_values(torch.float32, torch.device("cpu"))
+    # The plain numbers the hook hashes are the guard's fingerprint, field for field.
+    assert torch.equal(torch.tensor(values, dtype=torch.float64), guard.fingerprint())
+    again, _ = hook.check_values(torch.float32, torch.device("cpu"))
+    assert again is tail  # unchanged slots: the cached values, no new tensor
+    slot.set_alpha(0.5)
+    moved, moved_values = hook.check_values(torch.float32, torch.device("cpu"))
+    assert moved_values != values and not torch.equal(moved[2:], tail[2:])
+    assert moved[:2].tolist() == [1.0, 1.0]  # rank 0's pilots
