@@ -241,16 +241,7 @@ def _file_lines(
     lines += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
     lines += ["import torch.distributed as dist"] if candidate else []
     lines += ["", "logger = logging.getLogger(__name__)", ""]
-    makers = {
-        "models": (_module_class, _module_class, _function),
-        "data": (_dataset_class, _function, _config_class),
-        "training": (_module_class, _function, _config_class),
-        "utils": (_function, _function, _config_class),
-        "metrics": (_function, _module_class),
-        "configs": (_config_class, _config_class, _function),
-        "tests": (_test_function, _test_function, _function),
-        "scripts": (_function, _config_class),
-    }[package]
+    makers = {**_FILLER_MAKERS, "scripts": (_function, _config_class)}[package]
     if candidate:
         lines += ["", ""] + _training_loop(rng, violating=rng.random() < 0.5)
         if sibling is not None:

@@ -113,6 +113,12 @@ def code_only(source: bytes) -> bytes:
     return _COMMENT_OR_STRING.sub(blank, source)
 
 
+def _binary(source: bytes) -> bool:
+    """A NUL byte is never in Python source: such a file has no comments or strings to tell
+    apart, and a name in it keeps it a candidate, to be reported as unparsable (ESP900)."""
+    return b"\0" in source
+
+
 @lru_cache(maxsize=8)
 def _predicate(
     names: frozenset[str],
@@ -136,7 +142,7 @@ def _predicate(
         return False
 
     def is_candidate(source: bytes) -> bool:
-        if names_one(source) and (not in_code or names_one(code_only(source))):
+        if names_one(source) and (not in_code or _binary(source) or names_one(code_only(source))):
             return True
         return _declares_foreign_codec(source)
 

@@ -82,6 +82,7 @@ class CliRun:
 DROP_PRIVILEGES_THEN_LINT = """
 import os, sys
 import json, tomllib, concurrent.futures, multiprocessing
+import io, shutil, subprocess, tempfile, tokenize, pathspec  # imported lazily by the run
 import libcst
 import esper_lint.analysis.facts, esper_lint.checker, esper_lint.cli, esper_lint.engine
 import esper_lint.prefilter, esper_lint.report, esper_lint.report.json_output, esper_lint.rules
