@@ -103,6 +103,7 @@ def test_only_a_file_naming_a_top_level_module_or_importing_relatively_may_impor
     assert index.may_import_project(b"import tools\n")
     assert index.may_import_project(b"from .utils import f\n")
     assert index.may_import_project(b"from\t..utils import f\n")
+    assert index.may_import_project(b"from \\\n.utils import f\n")
     # every file the precise reading finds importing the project passes the quick test
     for source in (b"from . import j\n", b"import trainpkg as t\n", b"from tools import x\n"):
         found = imported_modules(source, "trainpkg.mod", False)

@@ -70,6 +70,8 @@ def resolve_relative(module: str, is_package: bool, level: int, tail: str) -> st
     return ".".join(parts) if parts else None
 
 
+# What precedes the first dot of every relative import (``from .x``, ``from\\\n.x``).
+_RELATIVE_IMPORT_MARKERS = (b" .", b"\t.", b"\x0c.", b"\n.", b"\r.")
 # Beyond this many top-level modules, the substring tests cost more than reading the imports.
 MAX_TOP_LEVEL_TESTS = 64
 
@@ -109,9 +111,10 @@ class ProjectIndex:
 
     def may_import_project(self, source: bytes) -> bool:
         """False only when ``source`` cannot import a module of this project: it names none of
-        the project's top-level modules and has no relative import (which needs a space or tab
-        before its first dot). A few substring tests, instead of reading every import."""
-        if b" ." in source or b"\t." in source:
+        the project's top-level modules and has no relative import (whose first dot follows
+        whitespace, or starts a line after a backslash continuation). A few substring tests,
+        instead of reading every import."""
+        if any(marker in source for marker in _RELATIVE_IMPORT_MARKERS):
             return True
         tops = self._top_level_names()
         return len(tops) > MAX_TOP_LEVEL_TESTS or any(top in source for top in tops)
