@@ -53,9 +53,9 @@ MIN_CANDIDATES_FOR_POOL = 8
 # Chunks per worker: enough to balance uneven file sizes, few enough to keep pickling cheap.
 CHUNKS_PER_WORKER = 4
 # The cyclic collector's first threshold while linting (CPython's default is 700). A libcst tree
-# is many small acyclic objects, freed by reference counting; at the default the collector ran
-# thousands of times per run for nothing. Measured under callgrind on the benchmark corpus: 3% of
-# a cold run's instructions.
+# is many small acyclic objects, freed by reference counting. On the benchmark corpus a cold run
+# made 455 collections at the default (414 young, 38 middle, 3 full) and 4 at this threshold,
+# for 3% fewer instructions (callgrind).
 GC_YOUNG_THRESHOLD = 50_000
 
 

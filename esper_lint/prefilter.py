@@ -132,7 +132,7 @@ def _predicate(
         by_receiver.setdefault(receiver.lower().encode("utf-8"), set()).add(word)
     receiver_searches = [(part, names_pattern(words).search) for part, words in by_receiver.items()]
 
-    def names_one(text: bytes) -> bool:
+    def names_in(text: bytes) -> bool:
         # Substring tests run at memory speed; the word-boundary regex confirms the few hits.
         if any(core in text for core in cores) and search(text) is not None:
             return True
@@ -142,7 +142,7 @@ def _predicate(
         return False
 
     def is_candidate(source: bytes) -> bool:
-        if names_one(source) and (not in_code or _binary(source) or names_one(code_only(source))):
+        if names_in(source) and (not in_code or _binary(source) or names_in(code_only(source))):
             return True
         return _declares_foreign_codec(source)
 

@@ -23,8 +23,8 @@ import libcst as cst
 
 from esper_lint.analysis.control import Condition, ConditionKind, Context, Exits
 from esper_lint.analysis.implicit_collectives import BACKENDS, DDP, DEEPSPEED, FSDP
-from esper_lint.analysis.rank import RANK, Sources, env_var_bits
-from esper_lint.analysis.tree import child_nodes
+from esper_lint.analysis.rank import RANK, Sources, reads_rank
+from esper_lint.analysis.tree import descendants
 
 # Lower-cased parts of names that name a backend (``DistributedType.MULTI_GPU`` is plain DDP).
 BACKEND_WORDS: dict[str, tuple[str, ...]] = {
@@ -126,19 +126,7 @@ def rank_test_by_name(sources: Sources) -> RankTest:
     the traversal, without its bindings (``main = is_main_process()`` is not followed)."""
 
     def is_rank_dependent(node: cst.BaseExpression) -> bool:
-        pending: list[cst.CSTNode] = [node]
-        while pending:
-            current = pending.pop()
-            if isinstance(current, cst.Name) and sources.name_bits(current.value) & RANK:
-                return True
-            if isinstance(current, cst.Attribute) and sources.name_bits(current.attr.value) & RANK:
-                return True
-            if isinstance(current, (cst.Call, cst.Subscript)) and env_var_bits(current):
-                return True
-            if isinstance(current, cst.Call) and sources.call_bits(current.func, None) & RANK:
-                return True
-            pending.extend(child_nodes(current))
-        return False
+        return reads_rank(node, sources)
 
     return is_rank_dependent
 
@@ -200,13 +188,8 @@ def _positive(test: cst.BaseExpression) -> bool:
 
 def _words_in(node: cst.CSTNode) -> list[str]:
     """The lower-cased names, attributes and string values inside ``node``."""
-    words: list[str] = []
-    pending: list[cst.CSTNode] = [node]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, cst.Name):
-            words.append(current.value.lower())
-        elif isinstance(current, cst.SimpleString):
-            words.append(current.value.lower())
-        pending.extend(child_nodes(current))
-    return words
+    return [
+        current.value.lower()
+        for current in descendants(node)
+        if isinstance(current, (cst.Name, cst.SimpleString))
+    ]

@@ -72,7 +72,7 @@ def resolve_relative(module: str, is_package: bool, level: int, tail: str) -> st
 
 # What precedes the first dot of every relative import (``from .x``, ``from\\\n.x``).
 _RELATIVE_IMPORT_MARKERS = (b" .", b"\t.", b"\x0c.", b"\n.", b"\r.")
-# Beyond this many top-level modules, the substring tests cost more than reading the imports.
+# A bound on the substring tests per file: past it, the file's imports are read instead.
 MAX_TOP_LEVEL_TESTS = 64
 
 

@@ -18,6 +18,7 @@ import libcst as cst
 from esper_lint.analysis.sanitizers import Sanitizer, by_name
 from esper_lint.analysis.sanitizers import configured as configured_sanitizers
 from esper_lint.analysis.symbols import dotted_name, final_name
+from esper_lint.analysis.tree import descendants
 from esper_lint.config import Config
 
 NONE = 0
@@ -215,6 +216,24 @@ def env_var_bits(node: cst.BaseExpression) -> int:
             if _string_value(node.args[0].value) in RANK_ENV_VARS:
                 return RANK
     return NONE
+
+
+def reads_rank(
+    node: cst.CSTNode, sources: Sources, name_bits: Callable[[str], int] | None = None
+) -> bool:
+    """Whether anything in ``node`` reads the rank: a name (``name_bits``, default the sources'
+    own table), an attribute, a rank environment variable or a rank call."""
+    bits_of_name = name_bits or sources.name_bits
+    for current in descendants(node):
+        if isinstance(current, cst.Name) and bits_of_name(current.value) & RANK:
+            return True
+        if isinstance(current, cst.Attribute) and sources.name_bits(current.attr.value) & RANK:
+            return True
+        if isinstance(current, (cst.Call, cst.Subscript)) and env_var_bits(current):
+            return True
+        if isinstance(current, cst.Call) and sources.call_bits(current.func, None) & RANK:
+            return True
+    return False
 
 
 def _string_value(node: cst.BaseExpression) -> str | None:

@@ -34,6 +34,7 @@ from esper_lint.analysis.rank import (
     is_config_receiver,
     is_distributed_mode_check,
     nondeterministic_source,
+    reads_rank,
 )
 from esper_lint.analysis.sanitizers import Effect, Sanitizer
 from esper_lint.analysis.symbols import CallKind, dotted_name, final_name
@@ -178,22 +179,7 @@ class ValueWalk(WalkState):
 
     def _is_symmetric(self, node: cst.BaseExpression) -> bool:
         """Whether no name in ``node`` is rank-dependent, read without walking it again."""
-        pending: list[cst.CSTNode] = [node]
-        while pending:
-            current = pending.pop()
-            if isinstance(current, cst.Name) and self._lookup(current.value) & RANK:
-                return False
-            if (
-                isinstance(current, cst.Attribute)
-                and self.sources.name_bits(current.attr.value) & RANK
-            ):
-                return False
-            if isinstance(current, (cst.Call, cst.Subscript)) and env_var_bits(current):
-                return False
-            if isinstance(current, cst.Call) and self.sources.call_bits(current.func, None) & RANK:
-                return False
-            pending.extend(child_nodes(current))
-        return True
+        return not reads_rank(node, self.sources, self._lookup)
 
     def expr(self, node: cst.CSTNode) -> int:
         node_type = type(node)

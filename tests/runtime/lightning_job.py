@@ -9,16 +9,11 @@ Each process writes ``OUT_DIR/rank<r>.json`` and leaves with ``os._exit`` (torch
 abort at interpreter exit after a desync, pytorch#179291).
 """
 
-import json
-import os
-import sys
-import time
-import traceback
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from job_entry import run_and_record
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -98,18 +93,7 @@ def train(mode: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    out_dir, mode = Path(sys.argv[1]), sys.argv[2]
-    rank = int(os.environ.get("LOCAL_RANK", "0"))
-    started = time.monotonic()
-    try:
-        record = train(mode)
-    except BaseException:  # noqa: BLE001 - the test reads what went wrong from the file
-        record = {"rank": rank, "crash": traceback.format_exc()}
-    record["seconds"] = time.monotonic() - started
-    (out_dir / f"rank{rank}.json").write_text(json.dumps(record))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_record(train, "LOCAL_RANK")
 
 
 if __name__ == "__main__":
