@@ -14,7 +14,8 @@ class DesyncError(RuntimeError):
 class DesyncTimeout(DesyncError):
     """A rank did not arrive at a guarded sync within the timeout (stuck, crashed or skipped it).
 
-    ``missing_ranks`` lists the ranks known not to have arrived (empty when unknown) and
+    ``missing_ranks`` lists the ranks known not to have arrived, or that the watchdog's verdict
+    names (stopped heartbeating, finished, exited or unwrapped; empty when unknown), and
     ``call`` names the guarded call that was waited on.
     """
 

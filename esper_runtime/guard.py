@@ -363,7 +363,7 @@ class SlotGuard:
         self._arming = False
         _watchdog.unwatch_backward(self)
         if self._watchdog is not None:
-            self._watchdog.stop()
+            self._watchdog.stop(leaving=True)
             self._watchdog = None
         if self._channel is not None:
             self._channel.close()

@@ -373,7 +373,7 @@ class SideChannel:
         else:
             missing = tuple(r for r, (n, _) in sorted(seen.items()) if n < sync)
             known = {r: self._known_state(r) for r in missing}
-            left = [r for r in missing if (known[r] or "").startswith(("finished", "exited"))]
+            left = [r for r in missing if (known[r] or "").startswith(_LEFT_PHRASES)]
             absent = [r for r in missing if r not in left]
             parts = []
             if absent:
@@ -394,6 +394,10 @@ class SideChannel:
             f"the job.\nUnderlying error: {_first_line(text)}"
         )
         return DesyncTimeout(message, missing_ranks=missing, call=call)
+
+
+# How watchdog.describe_rank starts for a rank that is gone for good (see GONE_STATES there).
+_LEFT_PHRASES = ("finished", "exited", "unwrapped")
 
 
 def _first_line(text: str) -> str:

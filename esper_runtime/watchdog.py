@@ -87,6 +87,9 @@ class _Activity:
 
 
 activity = _Activity()
+# The states in which a peer is gone for good: it ran to the end, raised and exited, or gave its
+# guard up with unwrap() ("left"). Such a peer no longer heartbeats and is no longer awaited.
+GONE_STATES = ("finished", "exited", "left")
 _watchdogs: list[Watchdog] = []  # started and not stopped, oldest first
 
 
@@ -211,23 +214,30 @@ class Watchdog:
         self.publish()
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, leaving: bool = False) -> None:
+        """Stop heartbeating; with ``leaving``, first tell the peers this rank gave its guard up.
+
+        A rank that unwraps on purpose is then reported as "unwrapped its guard after sync #N",
+        at once, not as a rank that stopped heartbeating a few seconds later.
+        """
         self._stop.set()
         if self in _watchdogs:
             _watchdogs.remove(self)
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2 * self.heartbeat + 1.0)
+        if leaving and activity.state not in ("finished", "exited"):
+            self.publish(state="left")
 
     # ------------------------------------------------------------------ store traffic
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}/{name}"
 
-    def publish(self) -> None:
+    def publish(self, state: str | None = None) -> None:
         status = dict(self._describe())
         status.update(
             hb=self._beats,
-            state=activity.state,
+            state=state or activity.state,
             detail=activity.detail,
             where=activity.where,
             age=round(time.monotonic() - activity.since, 2),
@@ -270,7 +280,7 @@ class Watchdog:
             return None
         status = peer.status
         silent = time.monotonic() - peer.changed_at
-        if status.get("state") not in ("finished", "exited") and silent > 2.0:
+        if status.get("state") not in GONE_STATES and silent > 2.0:
             status = {**status, "silent": silent}
         return _describe_state(status, float(status.get("age", 0.0)))
 
@@ -348,13 +358,15 @@ class Watchdog:
                 self._accept(verdict)
         self._read_peers()
         if self.error is None:
-            reason = self._reason_for_verdict()
-            if reason is not None:
-                self.post(TIMEOUT, reason)
+            found = self._reason_for_verdict()
+            if found is not None:
+                reason, blamed = found
+                self.post(TIMEOUT, reason, missing_ranks=blamed)
         if self.error is not None and not self._delivered:
             self._deliver()
 
-    def _reason_for_verdict(self) -> str | None:
+    def _reason_for_verdict(self) -> tuple[str, tuple[int, ...]] | None:
+        """Why this rank should give up now, and the ranks to blame; None while all is well."""
         now = time.monotonic()
         state = activity.state
         if state in ("finished", "exited"):
@@ -364,21 +376,23 @@ class Watchdog:
         blocked_for = now - activity.since
         for rank, peer in sorted(self._peers.items()):
             peer_state = peer.status.get("state")
-            if peer_state in ("finished", "exited"):
+            if peer_state in GONE_STATES:
                 # A rank that left is a fault only for a rank that still needs it: one in a
                 # sync the leaver never reached, or blocked in a collective for a while.
                 behind = state == "sync" and int(peer.status.get("sync", 0)) < my_sync
                 stuck = state in ("backward", "advance") and blocked_for > 1.0 + self.heartbeat
                 if behind or stuck or self.failure_seen:
-                    return self._verdict_text(
+                    headline = (
                         f"rank {rank} {_describe_state(peer.status, 0.0)}, and rank {self.rank} "
                         f"is still in {_state_phrase(self._my_status())}"
                     )
-            if peer_state not in ("finished", "exited") and now - peer.changed_at > stale_after:
-                return self._verdict_text(
+                    return self._verdict_text(headline), (rank,)
+            if peer_state not in GONE_STATES and now - peer.changed_at > stale_after:
+                headline = (
                     f"rank {rank} stopped heartbeating {now - peer.changed_at:.1f} s ago "
                     "(killed, crashed or frozen)"
                 )
+                return self._verdict_text(headline), (rank,)
         if state in ("backward", "advance") and now - activity.since > self.timeout:
             # Not compared: step counts (a rank-local backward makes them differ legitimately).
             others = [
@@ -387,10 +401,11 @@ class Watchdog:
                 if peer.status.get("state") != state
             ]
             if others:
-                return self._verdict_text(
+                headline = (
                     f"rank {self.rank} has waited {now - activity.since:.1f} s in "
                     f"{_state_phrase(self._my_status())} while rank(s) {others} are elsewhere"
                 )
+                return self._verdict_text(headline), tuple(others)
         return None
 
     def _verdict_text(self, headline: str) -> str:
@@ -415,7 +430,7 @@ class Watchdog:
                 peer = self._peers[rank]
                 status, age = peer.status, float(peer.status.get("age", 0.0))
                 silent = now - peer.changed_at
-                if status.get("state") not in ("finished", "exited") and silent > 2.0:
+                if status.get("state") not in GONE_STATES and silent > 2.0:
                     status = {**status, "silent": silent}
             else:
                 rows.append((str(rank), "no status yet", "-"))
@@ -479,7 +494,7 @@ class Watchdog:
             self._read_peers()
             now = time.monotonic()
             if any(
-                p.status.get("state") in ("finished", "exited") or now - p.changed_at > 2.0
+                p.status.get("state") in GONE_STATES or now - p.changed_at > 2.0
                 for p in self._peers.values()
             ):
                 return
@@ -535,6 +550,8 @@ def _describe_state(status: dict[str, Any], age: float) -> str:
         return f"finished after sync #{sync}"
     if state == "exited":
         return f"exited after raising {status.get('exit', '?')} (after sync #{sync})"
+    if state == "left":
+        return f"unwrapped its guard after sync #{sync} and runs on unguarded"
     if "silent" in status:
         return (
             f"stopped heartbeating {status['silent']:.1f} s ago (killed, crashed or frozen); "
