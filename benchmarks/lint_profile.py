@@ -44,7 +44,12 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     (
         "CPython depth check",
         "esper_lint.checker:_cpython_verdict",
-        "compile(..., PyCF_ONLY_AST) before libcst",
+        "CPython's parse (ast.parse) before libcst; its tree also plans the partial parse",
+    ),
+    (
+        "partial-parse plan",
+        "esper_lint.partial:blank_unrelated",
+        "which top-level definitions to blank before libcst parses a candidate",
     ),
     ("libcst parse", "libcst:parse_module", "libcst.parse_module, files and project summaries"),
     ("analysis", "esper_lint.analysis.facts:build_facts", "build_facts"),

@@ -21,15 +21,22 @@ TOO_DEEP = "file could not be analysed: nesting is too deep"
 
 
 def check_source(
-    source: bytes, path: str, config: Config, project: ModuleContext | None = None
+    source: bytes,
+    path: str,
+    config: Config,
+    project: ModuleContext | None = None,
+    *,
+    partial: bool = False,
 ) -> list[Diagnostic]:
     """Every code's diagnostics for one file, sorted. Never raises.
 
     With ``project`` (the file's view of its project), calls into the project's other modules
-    are followed through their summaries.
+    are followed through their summaries. With ``partial``, top-level definitions that cannot
+    matter are blanked before libcst parses the file (``esper_lint.partial``); the diagnostics
+    are the same, and the tree is then not kept as the module's summary.
     """
     try:
-        return _check(source, path, config, project)
+        return _check(source, path, config, project, partial)
     except RecursionError:
         return [_file_level(path, "ESP901", TOO_DEEP)]
     except Exception as error:  # a file must never crash the run
@@ -42,7 +49,7 @@ def parse_for_analysis(source: bytes) -> libcst.Module | None:
     nesting too deep): such a module contributes nothing to its importers' analysis."""
     import libcst
 
-    if _cpython_verdict(source) is not None:
+    if _cpython_verdict(source)[0] is not None:
         return None
     try:
         return libcst.parse_module(source)
@@ -51,18 +58,19 @@ def parse_for_analysis(source: bytes) -> libcst.Module | None:
 
 
 def _check(
-    source: bytes, path: str, config: Config, project: ModuleContext | None
+    source: bytes, path: str, config: Config, project: ModuleContext | None, partial: bool
 ) -> list[Diagnostic]:
     import libcst
 
     kept = project.project.cached_tree(project.real_path, source) if project is not None else None
     if kept is not None:  # parsed for the summary of this module: it parses and is not too deep
         return _diagnose(source, path, config, project, kept)
-    verdict = _cpython_verdict(source)
+    verdict, tree = _cpython_verdict(source)
     if verdict is _TOO_DEEP:
         return [_file_level(path, "ESP901", TOO_DEEP)]
+    blanked = _blanked(source, tree, config, project) if partial and tree is not None else None
     try:
-        module = libcst.parse_module(source)
+        module = libcst.parse_module(source if blanked is None else blanked)
     except libcst.ParserSyntaxError as error:
         if isinstance(verdict, SyntaxError) and verdict.lineno is not None:
             return [_syntax_error(path, verdict, error.message)]
@@ -73,9 +81,28 @@ def _check(
     except (SyntaxError, UnicodeDecodeError, ValueError, LookupError) as error:
         return [_file_level(path, "ESP900", f"file could not be parsed: {error}")]
 
-    if project is not None:
+    if project is not None and blanked is None:
         project.project.keep_tree(project.real_path, source, module)
-    return _diagnose(source, path, config, project, module)
+    return _diagnose(source, path, config, project, module, whole=blanked is None)
+
+
+def _blanked(
+    source: bytes, tree: ast.Module, config: Config, project: ModuleContext | None
+) -> bytes | None:
+    from esper_lint.partial import blank_unrelated, contribution_words
+
+    def is_project_module(level: int, module: str) -> bool:
+        if level:
+            return True
+        if project is None:
+            return False
+        index = project.project.index
+        return any(
+            index.module_file(".".join(module.split(".")[: depth + 1])) is not None
+            for depth in range(module.count(".") + 1)
+        )
+
+    return blank_unrelated(source, tree, contribution_words(config), is_project_module)
 
 
 def _diagnose(
@@ -84,11 +111,12 @@ def _diagnose(
     config: Config,
     project: ModuleContext | None,
     module: libcst.Module,
+    whole: bool = True,
 ) -> list[Diagnostic]:
     from esper_lint.analysis.facts import build_facts
     from esper_lint.rules import ALL_RULES
 
-    facts = build_facts(module, config, project)
+    facts = build_facts(module, config, project, remember=whole)
     findings = [finding for rule in ALL_RULES for finding in rule.check(facts)]
     text = source.decode(module.encoding, errors="replace")
     if not findings and "noqa" not in text.lower():
@@ -132,8 +160,9 @@ def _unused_noqa(path: str, suppressions: Suppressions) -> list[Diagnostic]:
 _TOO_DEEP = object()
 
 
-def _cpython_verdict(source: bytes) -> SyntaxError | object | None:
-    """Ask CPython's parser first: ``_TOO_DEEP``, its SyntaxError, or None when it parses.
+def _cpython_verdict(source: bytes) -> tuple[SyntaxError | object | None, ast.Module | None]:
+    """Ask CPython's parser first: ``_TOO_DEEP``, its SyntaxError, or None when it parses, with
+    its tree when it parses (``esper_lint.partial`` reads it).
 
     libcst's native parser overflows the C stack (SIGSEGV, killing the whole run) on nesting that
     CPython refuses cleanly: thousands of chained unary operators, `lambda:`, `not`, brackets.
@@ -143,16 +172,16 @@ def _cpython_verdict(source: bytes) -> SyntaxError | object | None:
     try:
         with warnings.catch_warnings():  # `"\d"`, `"str"()`: the user's linters say so, not us
             warnings.simplefilter("ignore")
-            compile(source, "<esper-lint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+            tree = ast.parse(source, "<esper-lint>")
     except (RecursionError, MemoryError):
-        return _TOO_DEEP
+        return _TOO_DEEP, None
     except SyntaxError as error:
         if "too many nested" in str(error.msg) or "too complex" in str(error.msg):
-            return _TOO_DEEP
-        return error
+            return _TOO_DEEP, None
+        return error, None
     except ValueError:  # NUL bytes on Python 3.11: libcst reports them
-        return None
-    return None
+        return None, None
+    return None, tree
 
 
 def _syntax_error(path: str, error: SyntaxError, libcst_message: str) -> Diagnostic:

@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, metavar="DIR", help="default: .esper_lint_cache")
     run.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes")
     run.add_argument("--no-prefilter", action="store_true", help="parse every file (debugging aid)")
+    run.add_argument(
+        "--no-partial-parse",
+        action="store_true",
+        help="parse candidates whole, unrelated definitions included (debugging aid)",
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser
 
@@ -283,6 +288,7 @@ def _lint(options: argparse.Namespace, resolver: ConfigResolver) -> int:
             use_cache=not options.no_cache,
             cache_dir=options.cache_dir,
             prefilter=not options.no_prefilter,
+            partial=not options.no_partial_parse,
             config_for=resolver.for_path if options.config is None else None,
         )
 

@@ -87,6 +87,7 @@ class _Pending:
     digest: str
     candidate: bool
     root: str | None  # the project root, None for a file outside any project
+    partial: bool = False  # may be parsed partly (esper_lint.partial): no candidate imports it
 
 
 # (path of a module the file depends on, digest of that module's summary)
@@ -157,13 +158,15 @@ def imports_project_modules(root: str, config: Config, source: bytes, path: Path
     )
 
 
-def _check_one(source: bytes, path: str, config: Config, root: str | None) -> Checked:
+def _check_one(
+    source: bytes, path: str, config: Config, root: str | None, partial: bool = False
+) -> Checked:
     from esper_lint.checker import TOO_DEEP, check_source
 
     project = project_at(root, config) if root is not None else None
     context = project.context(Path(path)) if project is not None else None
     try:
-        diagnostics = check_source(source, path, config, context)
+        diagnostics = check_source(source, path, config, context, partial=partial)
     except Exception as error:  # check_source must not raise; never let one file stop the run
         message = f"file could not be analysed: internal error: {type(error).__name__}: {error}"
         return ((1, 1, 1, 1, "ESP901", message),), False, ()
@@ -185,8 +188,8 @@ def _dependencies(project: Project, path: Path) -> tuple[DependencyDigest, ...]:
 
 
 _worker_config: Config | None = None
-# (source, path, project root) of one file to check in a worker
-_Payload = tuple[bytes, str, str | None]
+# (source, path, project root, may be parsed partly) of one file to check in a worker
+_Payload = tuple[bytes, str, str | None, bool]
 
 
 def _init_worker(config: Config) -> None:
@@ -196,7 +199,10 @@ def _init_worker(config: Config) -> None:
 
 def _check_chunk(chunk: list[_Payload]) -> list[Checked]:
     assert _worker_config is not None
-    return [_check_one(source, path, _worker_config, root) for source, path, root in chunk]
+    config = _worker_config
+    return [
+        _check_one(source, path, config, root, partial) for source, path, root, partial in chunk
+    ]
 
 
 def _chunks(items: list[_Pending], count: int) -> list[list[_Pending]]:
@@ -236,7 +242,8 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
             initargs=(config,),
         ) as pool:
             payloads = [
-                [(item.source, str(item.path), item.root) for item in chunk] for chunk in chunks
+                [(item.source, str(item.path), item.root, item.partial) for item in chunk]
+                for chunk in chunks
             ]
             for chunk, chunk_results in zip(chunks, pool.map(_check_chunk, payloads), strict=True):
                 for item, result in zip(chunk, chunk_results, strict=True):
@@ -246,7 +253,7 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
     return [
         results[id(item)]
         if id(item) in results
-        else _check_one(item.source, str(item.path), config, item.root)
+        else _check_one(item.source, str(item.path), config, item.root, item.partial)
         for item in pending
     ]
 
@@ -254,7 +261,9 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
 def _analyse(pending: list[_Pending], config: Config, jobs: int) -> list[Checked]:
     if jobs > 1 and len(pending) >= MIN_CANDIDATES_FOR_POOL:
         return _check_in_pool(pending, config, jobs)
-    return [_check_one(item.source, str(item.path), config, item.root) for item in pending]
+    return [
+        _check_one(item.source, str(item.path), config, item.root, item.partial) for item in pending
+    ]
 
 
 class _KnownStats:
@@ -277,11 +286,17 @@ class _KnownStats:
 
 class _Run:
     def __init__(
-        self, config: Config, cache: Cache | None, prefilter: bool, fallback_root: Path
+        self,
+        config: Config,
+        cache: Cache | None,
+        prefilter: bool,
+        fallback_root: Path,
+        partial: bool = True,
     ) -> None:
         self.config = config
         self.cache = cache
         self.prefilter = prefilter
+        self.partial = partial
         self.fallback_root = fallback_root
         self.now_ns = time.time_ns()
         self.is_candidate: Callable[[bytes], bool] | None = None
@@ -402,7 +417,30 @@ class _Run:
             self.cache.store(entry_key, signature, result)
         self.raw_by_path.append((path, ()))
 
+    def allow_partial_parses(self) -> None:
+        """Let a pending file be parsed partly unless another pending file imports it: that
+        one's analysis reads its summary, which needs the whole tree (parsed once for both)."""
+        from esper_lint.analysis.project import imported_modules
+
+        imported: set[tuple[str, str]] = set()
+        for item in self.pending:
+            if item.root is None:
+                continue
+            index = index_at(item.root, self.config)
+            if not index.may_import_project(item.source):
+                continue
+            name = index.module_name(item.path) or ""
+            is_package = item.path.name == "__init__.py"
+            imported.update((item.root, m) for m in imported_modules(item.source, name, is_package))
+        for item in self.pending:
+            module = None
+            if item.root is not None:
+                module = index_at(item.root, self.config).module_name(item.path)
+            item.partial = module is None or (item.root or "", module) not in imported
+
     def analyse(self, jobs: int) -> None:
+        if self.partial:
+            self.allow_partial_parses()
         checked = _analyse(self.pending, self.config, jobs)
         for item, (raw, cacheable, dependencies) in zip(self.pending, checked, strict=True):
             if not item.candidate:
@@ -437,15 +475,20 @@ def lint_paths(
     cache_dir: Path | None = None,
     prefilter: bool = True,
     config_for: ConfigFor | None = None,
+    partial: bool = True,
 ) -> LintResult:
     """Lint every Python file under ``paths`` (default ``.``), in (path, line, column) order.
 
     Diagnostics are filtered by ``config.enabled``; the cache holds them unfiltered. With
     ``config_for``, each file uses the configuration of its directory (``config`` is then the
     one for paths that cannot be read); each configuration keeps its own cache document.
+    ``prefilter=False`` and ``partial=False`` turn the speed paths off (every file parsed, and
+    parsed whole); the results are the same.
     """
     with _fewer_collections():
-        return _lint_paths(paths, config, jobs, use_cache, cache_dir, prefilter, config_for)
+        return _lint_paths(
+            paths, config, jobs, use_cache, cache_dir, prefilter, config_for, partial
+        )
 
 
 def _lint_paths(
@@ -456,6 +499,7 @@ def _lint_paths(
     cache_dir: Path | None,
     prefilter: bool,
     config_for: ConfigFor | None,
+    partial: bool,
 ) -> LintResult:
     found = discover(
         paths,
@@ -477,7 +521,7 @@ def _lint_paths(
         cache = (
             Cache(resolve_cache_dir(group_config, cache_dir), group_config) if use_cache else None
         )
-        run = _Run(group_config, cache, prefilter, fallback_root)
+        run = _Run(group_config, cache, prefilter, fallback_root, partial)
         run.stats = stats
         for source_file in files:
             run.visit(source_file.path, source_file.stat)

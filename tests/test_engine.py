@@ -42,6 +42,7 @@ def modes(root: Path, paths: list[Path], config: Config, cache_dir: Path) -> dic
         "jobs2-nocache": lint_paths(paths, config, jobs=2, use_cache=False),
         "noprefilter-jobs1": lint_paths(paths, config, jobs=1, use_cache=False, prefilter=False),
         "noprefilter-jobs2": lint_paths(paths, config, jobs=2, use_cache=False, prefilter=False),
+        "nopartial-jobs1": lint_paths(paths, config, jobs=1, use_cache=False, partial=False),
         "cache-cold-jobs2": lint_paths(paths, config, jobs=2, cache_dir=cache_dir),
         "cache-warm-jobs1": lint_paths(paths, config, jobs=1, cache_dir=cache_dir),
         "cache-warm-noprefilter": lint_paths(paths, config, cache_dir=cache_dir, prefilter=False),

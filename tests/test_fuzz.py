@@ -461,6 +461,7 @@ def test_jobs_cache_and_prefilter_agree(sources: list[str]) -> None:
             "cache warm, jobs=1": lambda: _outcome(root, jobs=1, cache_dir=cache),
             "cache warm, jobs=2": lambda: _outcome(root, jobs=2, cache_dir=cache),
             "no prefilter": lambda: _outcome(root, jobs=1, use_cache=False, prefilter=False),
+            "no partial parse": lambda: _outcome(root, jobs=1, use_cache=False, partial=False),
         }
         for name, run in runs.items():
             assert run() == baseline, name

@@ -114,12 +114,16 @@ class FileFacts:
 
 
 def build_facts(
-    module: cst.Module, config: Config, project: ModuleContext | None = None
+    module: cst.Module,
+    config: Config,
+    project: ModuleContext | None = None,
+    remember: bool = True,
 ) -> FileFacts:
     """The facts of one module; with ``project``, calls into other project modules resolve
-    through their summaries (``summaries``), without it the file is read alone."""
+    through their summaries (``summaries``), without it the file is read alone. ``remember``
+    keeps the walk as the module's summary; not for a partly blanked tree."""
     walker = walk_module(module, config, project)
-    if project is not None:
+    if project is not None and remember:
         project.project.remember(project.name, walker)
     return walker.facts()
 
