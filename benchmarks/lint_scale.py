@@ -17,7 +17,9 @@ root, the cache in a private directory):
   and 28% of the bytes parse candidates); the worst case is the same tree with every file a
   candidate.
 
-For each, in this order: esper-lint cold and warm with ``--jobs 1`` and with its default jobs;
+For each, in this order: esper-lint cold (also with ``--no-partial-parse``, every candidate
+parsed whole: the partial parse's own before and after) and warm with ``--jobs 1`` and with its
+default jobs;
 ``ruff check --isolated --select E,F --no-cache`` on exactly the files ``esper-lint
 --show-files .`` lists (passed by name, so ruff's own excludes and ``.gitignore`` handling
 play no part); one changed candidate file (appended to) in the warm project, linted as
@@ -188,9 +190,12 @@ def median_run(runs: int, prepare: Callable[[], None], command: list[str], env: 
     return statistics.median(times)
 
 
-def lint_command(jobs: int | None, *paths: str) -> list[str]:
+def lint_command(jobs: int | None, *paths: str, options: tuple[str, ...] = ()) -> list[str]:
     jobs_option = ["--jobs", str(jobs)] if jobs is not None else []
-    return [*cli(), "--output-format", "concise", *jobs_option, *(paths or (".",))]
+    return [*cli(), "--output-format", "concise", *jobs_option, *options, *(paths or (".",))]
+
+
+WHOLE = ("--no-partial-parse",)  # the cold runs again, every candidate parsed whole
 
 
 def ruff_command(files: list[str]) -> list[str]:
@@ -225,6 +230,9 @@ def measure(root: Path, runs: int, cache_dir: Path, one_changed: bool = True) ->
 
     for label, jobs in (("default", None), ("jobs1", 1)):
         numbers[f"cold_{label}_s"] = median_run(runs, clear, lint_command(jobs), env, root)
+        numbers[f"cold_{label}_whole_s"] = median_run(
+            runs, clear, lint_command(jobs, options=WHOLE), env, root
+        )
     for label, jobs in (("default", None), ("jobs1", 1)):
         timed_run(lint_command(jobs), env, root)  # prime the stat signatures
         numbers[f"warm_{label}_s"] = median_run(runs, lambda: None, lint_command(jobs), env, root)
@@ -262,11 +270,15 @@ def measure_worst_case(root: Path, runs: int, cache_dir: Path) -> dict[str, Any]
     env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(cache_dir)}
     files = listed_files(root)
     numbers: dict[str, Any] = {"load_before": load(), **shares(root, files)}
+
+    def clear() -> None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
     for label, jobs in (("default", None), ("jobs1", 1)):
-        numbers[f"cold_{label}_s"] = median_run(
-            runs, lambda: shutil.rmtree(cache_dir, ignore_errors=True), lint_command(jobs), env,
-            root,
-        )  # fmt: skip
+        numbers[f"cold_{label}_s"] = median_run(runs, clear, lint_command(jobs), env, root)
+        numbers[f"cold_{label}_whole_s"] = median_run(
+            runs, clear, lint_command(jobs, options=WHOLE), env, root
+        )
     numbers["libcst_parse_s"] = parse_time([root / name for name in files], libcst.parse_module)
     numbers["load_after"] = load()
     numbers["cold_over_libcst"] = numbers["cold_default_s"] / numbers["libcst_parse_s"]
@@ -345,6 +357,8 @@ RAW_ROWS = (
     ("candidates, share of bytes", "candidate_byte_share", "{:.1%}"),
     ("esper-lint cold, default jobs, s", "cold_default_s", "{:.3f}"),
     ("esper-lint cold, --jobs 1, s", "cold_jobs1_s", "{:.3f}"),
+    ("esper-lint cold, default jobs, `--no-partial-parse`, s", "cold_default_whole_s", "{:.3f}"),
+    ("esper-lint cold, --jobs 1, `--no-partial-parse`, s", "cold_jobs1_whole_s", "{:.3f}"),
     ("esper-lint warm, default jobs, s", "warm_default_s", "{:.3f}"),
     ("esper-lint warm, --jobs 1, s", "warm_jobs1_s", "{:.3f}"),
     ("one changed candidate, only it named (pre-commit), s", "one_changed_precommit_s", "{:.3f}"),

@@ -149,8 +149,13 @@ def _units(
         last = statement.end_lineno or statement.lineno
         text = source[offsets[first - 1] : offsets[min(last, len(offsets) - 1)]]
         is_definition = isinstance(statement, _DEFINITIONS) and not text.rstrip().endswith(b"\\")
-        if isinstance(statement, (ast.Import, ast.ImportFrom)):
-            effectful = _imports_project(statement, is_project_module) or names_one(text)
+        if not isinstance(statement, _DEFINITIONS):
+            # `try: from .helpers import sync`: an import in a top-level block counts too
+            effectful = names_one(text) or any(
+                _imports_project(inner, is_project_module)
+                for inner in _nested(statement)
+                if isinstance(inner, (ast.Import, ast.ImportFrom))
+            )
         elif is_definition:
             effectful = names_one(text) or _IMPORT.search(text) is not None
         else:
@@ -235,13 +240,19 @@ def _read_back_names(statement: ast.stmt) -> Iterator[str]:
     names, ``global`` names, and every attribute and subscripted name it assigns anywhere
     (``state.group = ...`` is seen by any code that names ``group``)."""
     yield from _module_names(statement)
-    stack = [statement]
-    while stack:
-        current = stack.pop()
+    for current in _nested(statement):
         if isinstance(current, (ast.Global, ast.Nonlocal)):
             yield from current.names
         for target in _targets(current):
             yield from _target_names(target, plain=False)
+
+
+def _nested(statement: ast.stmt) -> Iterator[ast.stmt]:
+    """The statement and every statement in its blocks, at any depth."""
+    stack = [statement]
+    while stack:
+        current = stack.pop()
+        yield current
         stack.extend(_children(current))
 
 

@@ -121,6 +121,21 @@ def test_imports_of_project_names_and_local_imports_keep_their_users() -> None:
     assert kept == {"uses_relative", "uses_absolute", "imports_locally"}
 
 
+def test_an_import_inside_a_top_level_block_counts_as_a_project_import() -> None:
+    kept = _kept_functions(
+        """
+        try:
+            from .helpers import sync
+        except ImportError:
+            sync = None
+
+        def epoch_end():
+            sync()
+        """
+    )
+    assert kept == {"epoch_end"}
+
+
 def test_a_decorated_definition_is_blanked_with_its_decorators() -> None:
     blanked = _blank(
         """
