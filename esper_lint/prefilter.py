@@ -8,7 +8,12 @@ rank source, and imports no module that does, has nothing for its importers and 
 either (``contribution_predicate``). Some implicit collectives are recognised by their receiver
 (``accelerator.save_state``, ``trainer.evaluate``): their names count only in a file that also
 contains the receiver part, in any case (``names.receiver_call_names``), so that every
-``evaluate`` or ``save`` does not make a file a candidate.
+``evaluate`` or ``save`` does not make a file a candidate. The collectives do the same with their
+family's word (``names.contextual_call_names``): ``gather``, ``reduce`` or ``broadcast`` count
+only in a file that also holds ``dist`` (an import of torch.distributed, or ``dist.``),
+``accelerate``, ``accelerator``, ``strategy``, ``fabric`` or ``mpi4py``, the words through which
+the analysis recognises them (``symbols._is_collective``); most of them elsewhere are tensor
+operations (``torch.gather``, ``functools.reduce``).
 
 A few substring tests (memory speed) and, on a hit, one compiled bytes regex cost about 5
 microseconds per kilobyte, against about 2 milliseconds per kilobyte for
@@ -24,7 +29,11 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-from esper_lint.analysis.names import receiver_call_names, symmetric_call_names
+from esper_lint.analysis.names import (
+    contextual_call_names,
+    plain_call_names,
+    receiver_call_names,
+)
 from esper_lint.config import Config
 
 # Encodings under which an ASCII identifier is stored as the same ASCII bytes. A file declaring
@@ -159,12 +168,16 @@ def contribution_predicate(config: Config) -> Callable[[bytes], bool]:
     from esper_lint.analysis.rank import RANK_CALLS, RANK_ENV_VARS, RANK_FLAG_CALLS, RANK_NAMES
 
     rank_words = RANK_NAMES | RANK_CALLS | RANK_FLAG_CALLS | RANK_ENV_VARS
-    names = symmetric_call_names(config) | rank_words | frozenset(config.extend_rank_sources)
-    return _predicate(names, receiver_call_names(config))
+    names = plain_call_names(config) | rank_words | frozenset(config.extend_rank_sources)
+    return _predicate(names, _pairs(config))
 
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:
     """``is_candidate(source)``: could this file hold a symmetric call under ``config``? Only a
     name outside comments and plain strings counts (a rank source may be a string, ``"RANK"``,
     so ``contribution_predicate`` reads them all)."""
-    return _predicate(symmetric_call_names(config), receiver_call_names(config), in_code=True)
+    return _predicate(plain_call_names(config), _pairs(config), in_code=True)
+
+
+def _pairs(config: Config) -> frozenset[tuple[str, str]]:
+    return receiver_call_names(config) | contextual_call_names(config)

@@ -12,6 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from esper_lint.analysis.names import (
+    contextual_call_names,
+    plain_call_names,
+    receiver_call_names,
+)
 from esper_lint.analysis.symbols import symmetric_call_names
 from esper_lint.config import Config
 from esper_lint.prefilter import (
@@ -38,10 +43,28 @@ def test_whole_words_only() -> None:
     assert is_candidate(b"for slot in slots:\n    slot.step_epoch()\n")
     assert is_candidate(b"import torch.distributed as dist\ndist.barrier()\n")
     assert is_candidate(b"from torch.distributed import all_reduce as ar\n")
-    assert is_candidate(b"total = functools.reduce(add, xs)\n")  # over-approximation is fine
+    assert is_candidate(b"total = dist.reduce(t, 0)\n")  # `dist` unimported counts too
+    assert is_candidate(b"import torch.distributed\nfunctools.reduce(add, xs)\n")  # too wide: fine
     assert not is_candidate(b"x = reduced_loss + pre_step_epoch + step_epochs\n")
     assert not is_candidate(b"barriers = gathered = scatter_ = 1\n")
     assert not is_candidate(b"")
+
+
+def test_a_collective_name_counts_only_with_the_word_its_family_is_recognised_by() -> None:
+    assert not is_candidate(b"total = functools.reduce(add, xs)\n")
+    assert not is_candidate(b"picked = torch.gather(x, 1, index)\n")
+    assert not is_candidate(b"out = torch.broadcast_to(x, shape).scatter(0, i, v)\n")
+    assert is_candidate(b"picked = self.accelerator.gather(x)\n")
+    assert is_candidate(b"from accelerate.utils import broadcast\nbroadcast(x)\n")
+    assert is_candidate(b"loss = trainer.strategy.reduce(loss)\n")
+    assert is_candidate(b"fabric.barrier()\n")
+    assert is_candidate(b"from mpi4py import MPI\ncomm.Reduce(a, b)\n")
+    assert is_candidate(b"from torch.distributed import gather as g\n")
+    # a name recognised whatever its receiver needs no family word
+    assert is_candidate(b"metrics = acc.gather_for_metrics(x)\n")
+    assert is_candidate(b"x = self.all_gather(x)\n")
+    # the family word must be code too: a comment or a plain string does not count
+    assert not is_candidate(b"x = y.gather(0)  # not torch.distributed\n")
 
 
 def test_names_only_in_comments_or_plain_strings_do_not_make_candidates() -> None:
@@ -131,8 +154,12 @@ def test_every_name_contains_a_core_substring() -> None:
 
 ALPHABET = st.sampled_from(
     ["step_epoch", "advance_stage", "reduce", "all_reduce", "gather", "barrier", "_", "x", "1",
-     ".", " ", "\n", "(", "#", "é", "a", "s", "step", "epoch", "all", "b"]
+     ".", " ", "\n", "(", "#", "é", "a", "s", "step", "epoch", "all", "b", "dist", "Fabric"]
 )  # fmt: skip
+
+
+def _has_word(name: str, text: bytes) -> bool:
+    return re.search(rb"\b" + re.escape(name.encode()) + rb"\b", text) is not None
 
 
 @settings(max_examples=300, deadline=None)
@@ -140,9 +167,11 @@ ALPHABET = st.sampled_from(
 def test_matches_the_word_definition(text: str) -> None:
     source = text.encode("utf-8")
     names = symmetric_call_names(DEFAULT)
-    expected = any(re.search(rb"\b" + re.escape(n.encode()) + rb"\b", source) for n in names)
-    assert bool(names_pattern(names).search(source)) == expected
-    in_code = any(
-        re.search(rb"\b" + re.escape(n.encode()) + rb"\b", code_only(source)) for n in names
+    assert bool(names_pattern(names).search(source)) == any(_has_word(n, source) for n in names)
+    code = code_only(source)
+    alone = plain_call_names(DEFAULT)
+    pairs = contextual_call_names(DEFAULT) | receiver_call_names(DEFAULT)
+    in_code = any(_has_word(n, code) for n in alone) or any(
+        _has_word(n, code) and part.encode() in code.lower() for n, part in pairs
     )
     assert is_candidate(source) == in_code

@@ -96,6 +96,45 @@ def symmetric_call_names(config: Config) -> frozenset[str]:
     )
 
 
+# Each family of collectives with the word through which ``symbols._is_collective`` can recognise
+# it, and which a file holding one must therefore contain, in any case: torch.distributed (an
+# import of it, or ``dist.`` unimported), accelerate.utils, an accelerator, a strategy or fabric
+# receiver, an mpi4py import.
+_FAMILY_CONTEXTS: tuple[tuple[frozenset[str], str], ...] = (
+    (DIST_COLLECTIVES, "dist"),
+    (ACCELERATE_UTILS_COLLECTIVES, "accelerate"),
+    (ACCELERATOR_COLLECTIVES, "accelerator"),
+    (STRATEGY_COLLECTIVES, "strategy"),
+    (FABRIC_COLLECTIVES, "fabric"),
+    (MPI_COLLECTIVES, MPI4PY),
+)
+
+
+def plain_call_names(config: Config) -> frozenset[str]:
+    """The names of ``symmetric_call_names`` that make a file worth parsing on their own: those
+    recognised whatever surrounds them (lifecycle calls, exits, configured names, the distinctive
+    methods, the implicit collectives' words). The others count only with their family's word
+    (``contextual_call_names``): ``gather`` alone is as likely ``torch.gather``."""
+    contextual = frozenset().union(*(family for family, _word in _FAMILY_CONTEXTS))
+    alone = (
+        LIFECYCLE_NAMES
+        | PROCESS_EXIT_NAMES
+        | frozenset(config.extend_symmetric_calls)
+        | ANY_RECEIVER_COLLECTIVES
+        | SELF_COLLECTIVES
+        | prefilter_words(config.backends, config.extend_implicit_collectives)
+    )
+    return (symmetric_call_names(config) - contextual) | alone
+
+
+def contextual_call_names(config: Config) -> frozenset[tuple[str, str]]:
+    """(name, family word) pairs for the collective names that ``plain_call_names`` leaves out."""
+    alone = plain_call_names(config)
+    return frozenset(
+        (name, word) for family, word in _FAMILY_CONTEXTS for name in family if name not in alone
+    )
+
+
 def receiver_call_names(config: Config) -> frozenset[tuple[str, str]]:
     """(name, receiver part) pairs: a file that contains the name as a word and the receiver part
     anywhere, in any case, is worth parsing too (``accelerator.save_state()``: a file without
