@@ -107,13 +107,16 @@ def blank_unrelated(
     is_project_module: Callable[[int, str], bool],
 ) -> bytes | None:
     """``source`` with the top-level definitions that cannot matter replaced by empty lines, or
-    None when that would remove too little (or the file's line breaks are not plain ``\\n`` /
-    ``\\r\\n``, where CPython's line numbers and a byte split could disagree).
+    None when that would remove too little, when the file's line breaks are not plain ``\\n`` /
+    ``\\r\\n`` (CPython's line numbers and a byte split could disagree), or when its code holds
+    non-ASCII characters (identifiers are matched as ASCII words).
 
     ``is_project_module(level, module)`` says whether an import names a project module.
     """
     if b"\r" in source and source.count(b"\r") != source.count(b"\r\n"):
         return None
+    if not source.isascii() and not _code_is_ascii(source):
+        return None  # names are matched as ASCII words; `größe` or `ﬁnd` (NFKC: find) are not
     lines = source.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
@@ -135,6 +138,12 @@ def blank_unrelated(
             line = lines[index]
             lines[index] = b"\r\n" if line.endswith(b"\r\n") else b"\n"
     return b"".join(lines)
+
+
+def _code_is_ascii(source: bytes) -> bool:
+    from esper_lint.prefilter import code_only
+
+    return code_only(source).isascii()
 
 
 def _units(

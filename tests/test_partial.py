@@ -164,6 +164,18 @@ def test_nothing_is_blanked_when_too_little_would_go_or_line_breaks_are_unusual(
     assert blank_unrelated(source, ast.parse(source), NAMES_ONE, lambda *_: False) is None
 
 
+def test_non_ascii_code_is_parsed_whole_but_non_ascii_text_is_not_a_reason() -> None:
+    helper = "def ﬁnd():\n    return dist.get_rank()\n"  # NFKC: the name is `find`
+    caller = "def train():\n    if find() == 0:\n        dist.barrier()\n"
+    source = (f"import torch.distributed as dist\n{helper}{caller}{FILLER}").encode()
+    assert blank_unrelated(source, ast.parse(source), NAMES_ONE, lambda *_: False) is None
+    texts = (
+        f'"""Größe: naïve."""\nimport torch.distributed as dist\n# ü\n{caller}{FILLER}'
+    ).encode()
+    blanked = blank_unrelated(texts, ast.parse(texts), NAMES_ONE, lambda *_: False)
+    assert blanked is not None and "Größe".encode() in blanked
+
+
 def test_crlf_files_keep_their_line_breaks() -> None:
     source = f"import torch.distributed as dist\ndist.barrier()\n{FILLER}".replace("\n", "\r\n")
     blanked = blank_unrelated(source.encode(), ast.parse(source), NAMES_ONE, lambda *_: False)
