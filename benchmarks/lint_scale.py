@@ -217,9 +217,12 @@ def median_candidate(root: Path, files: list[str]) -> str | None:
     return candidates[len(candidates) // 2][1] if candidates else None
 
 
-def measure(root: Path, runs: int, cache_dir: Path, one_changed: bool = True) -> dict[str, Any]:
-    """Every measure of one corpus; see the module's docstring for the order."""
-    import libcst
+def measure(
+    root: Path, runs: int, cache_dir: Path, one_changed: bool = True, cold_only: bool = False
+) -> dict[str, Any]:
+    """Every measure of one corpus; see the module's docstring for the order. ``cold_only``:
+    only a cold run with the default jobs, ruff, and the bare parses (a corpus too large for
+    the rest on this machine)."""
 
     env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(cache_dir)}
     files = listed_files(root)
@@ -228,6 +231,9 @@ def measure(root: Path, runs: int, cache_dir: Path, one_changed: bool = True) ->
     def clear() -> None:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
+    if cold_only:
+        numbers["cold_default_s"] = median_run(runs, clear, lint_command(None), env, root)
+        return _finish(numbers, root, files, runs, env)
     for label, jobs in (("default", None), ("jobs1", 1)):
         numbers[f"cold_{label}_s"] = median_run(runs, clear, lint_command(jobs), env, root)
         numbers[f"cold_{label}_whole_s"] = median_run(
@@ -236,7 +242,6 @@ def measure(root: Path, runs: int, cache_dir: Path, one_changed: bool = True) ->
     for label, jobs in (("default", None), ("jobs1", 1)):
         timed_run(lint_command(jobs), env, root)  # prime the stat signatures
         numbers[f"warm_{label}_s"] = median_run(runs, lambda: None, lint_command(jobs), env, root)
-    numbers["ruff_s"] = median_run(runs, lambda: None, ruff_command(files), env, root)
     edited = median_candidate(root, files) if one_changed else None
     if edited is not None:
         counter = iter(range(10**9))
@@ -250,16 +255,27 @@ def measure(root: Path, runs: int, cache_dir: Path, one_changed: bool = True) ->
             runs, edit, lint_command(None, edited), env, root
         )
         numbers["one_changed_whole_tree_s"] = median_run(runs, edit, lint_command(None), env, root)
+    numbers = _finish(numbers, root, files, runs, env)
+    numbers["cold_jobs1_over_ruff"] = numbers["cold_jobs1_s"] / numbers["ruff_s"]
+    numbers["cold_jobs1_over_libcst"] = numbers["cold_jobs1_s"] / numbers["libcst_parse_s"]
+    numbers["warm_over_libcst"] = numbers["warm_default_s"] / numbers["libcst_parse_s"]
+    return numbers
+
+
+def _finish(
+    numbers: dict[str, Any], root: Path, files: list[str], runs: int, env: dict[str, str]
+) -> dict[str, Any]:
+    """ruff, the bare parses and the cold ratios, after the esper-lint runs."""
+    import libcst
+
+    numbers["ruff_s"] = median_run(runs, lambda: None, ruff_command(files), env, root)
     paths = [root / name for name in files]
     numbers["libcst_parse_s"] = parse_time(paths, libcst.parse_module)
     numbers["ast_parse_s"] = parse_time(paths, ast.parse)
     numbers["load_after"] = load()
-    cold, warm = numbers["cold_default_s"], numbers["warm_default_s"]
+    cold = numbers["cold_default_s"]
     numbers["cold_over_ruff"] = cold / numbers["ruff_s"]
-    numbers["cold_jobs1_over_ruff"] = numbers["cold_jobs1_s"] / numbers["ruff_s"]
     numbers["cold_over_libcst"] = cold / numbers["libcst_parse_s"]
-    numbers["cold_jobs1_over_libcst"] = numbers["cold_jobs1_s"] / numbers["libcst_parse_s"]
-    numbers["warm_over_libcst"] = warm / numbers["libcst_parse_s"]
     numbers["cold_over_ast"] = cold / numbers["ast_parse_s"]
     return numbers
 
@@ -332,7 +348,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     add("cold, Esper-shaped tree", "<= 0.135x libcst parse-all", value, 0.135,
         "n/a" if not esper else f"{value:.3f}x ({esper['cold_default_s']:.3f} s / "
         f"{esper['libcst_parse_s']:.2f} s)")  # fmt: skip
-    warm = [(name, corpus) for name, corpus in (("large", large), ("Esper", esper)) if corpus]
+    warm = [
+        (name, corpus)
+        for name, corpus in (("large", large), ("Esper", esper))
+        if corpus and "warm_over_libcst" in corpus
+    ]
     value = max((corpus["warm_over_libcst"] for _, corpus in warm), default=None)
     add("warm, either", "<= 0.02x libcst parse-all", value, 0.02,
         ", ".join(f"{name} {corpus['warm_over_libcst']:.4f}x ({corpus['warm_default_s']:.3f} s)"
@@ -471,7 +491,11 @@ def run_scale(args: argparse.Namespace) -> None:
                 root, large_sources(args.large_from), args.large_max_files
             )
             results["large"] = measure(
-                root, args.large_runs or runs, work / "cache-large", args.large_one_changed
+                root,
+                args.large_runs or runs,
+                work / "cache-large",
+                args.large_one_changed,
+                cold_only=args.large_cold_only,
             )
             results["large"]["sampled"] = args.large_max_files is not None
             if results["large"]["files"] < 5000:

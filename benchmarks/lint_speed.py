@@ -284,6 +284,11 @@ def main() -> None:
         "--large-max-files", type=int, help="an evenly spaced sample of N files of the large corpus"
     )
     scale.add_argument("--large-runs", type=int, help="runs on the large corpus (default --runs)")
+    scale.add_argument(
+        "--large-cold-only",
+        action="store_true",
+        help="on the large corpus, only a cold run, ruff and the bare parses (the whole corpus)",
+    )
     scale.add_argument("--skip-large", action="store_true")
     scale.add_argument("--skip-esper", action="store_true")
     scale.add_argument("--esper-files", type=int, default=640)
