@@ -266,7 +266,9 @@ class Case:
 
 
 def _binary_with_name(root: Path) -> None:
-    (root / "blob.py").write_bytes(bytes(range(256)) * 8 + b" barrier " + bytes(range(255, -1, -1)))
+    (root / "blob.py").write_bytes(
+        bytes(range(256)) * 8 + b" dist.barrier() " + bytes(range(255, -1, -1))
+    )
 
 
 def _binary_without_names(root: Path) -> None:
