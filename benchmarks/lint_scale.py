@@ -19,18 +19,18 @@ root, the cache in a private directory):
 
 For each, in this order: esper-lint cold (also with ``--no-partial-parse``, every candidate
 parsed whole: the partial parse's own before and after) and warm with ``--jobs 1`` and with its
-default jobs;
-``ruff check --isolated --select E,F --no-cache`` on exactly the files ``esper-lint
---show-files .`` lists (passed by name, so ruff's own excludes and ``.gitignore`` handling
-play no part); one changed candidate file (appended to) in the warm project, linted as
-pre-commit does (only that file named) and as a whole-tree run; then bare
+default jobs; one changed candidate file (appended to) in the warm project, linted as
+pre-commit does (only that file named) and as a whole-tree run; ``ruff check --isolated
+--select E,F --no-cache`` on exactly the files ``esper-lint --show-files .`` lists (passed by
+name, so ruff's own excludes and ``.gitignore`` handling play no part); then bare
 ``libcst.parse_module`` and ``ast.parse`` of every file, serially in this process. Wall times
 are medians over ``--runs`` (``--large-runs`` for the large corpus) subprocess runs from the
 corpus root, interpreter start included. The candidate shares come from esper-lint's own
 ``prefilter.candidate_predicate``; the machine load is ``os.getloadavg()`` before and after.
 On the large corpus, the one-changed-file runs (``--large-one-changed``) and the profile per
 stage (``--stages-large``; ``--stages`` profiles the Esper-shaped tree) are opt-in: each costs
-about one more cold run.
+about one more cold run. ``--large-cold-only`` keeps, on the large corpus, only the cold run
+with the default jobs, ruff and the bare parses: the whole corpus takes about half an hour here.
 """
 
 from __future__ import annotations
