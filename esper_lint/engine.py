@@ -422,20 +422,17 @@ class _Run:
         one's analysis reads its summary, which needs the whole tree (parsed once for both)."""
         from esper_lint.analysis.project import imported_modules
 
+        modules: list[str | None] = []
         imported: set[tuple[str, str]] = set()
         for item in self.pending:
-            if item.root is None:
-                continue
-            index = index_at(item.root, self.config)
-            if not index.may_import_project(item.source):
-                continue
-            name = index.module_name(item.path) or ""
-            is_package = item.path.name == "__init__.py"
-            imported.update((item.root, m) for m in imported_modules(item.source, name, is_package))
-        for item in self.pending:
-            module = None
-            if item.root is not None:
-                module = index_at(item.root, self.config).module_name(item.path)
+            index = index_at(item.root, self.config) if item.root is not None else None
+            module = index.module_name(item.path) if index is not None else None
+            modules.append(module)
+            if index is not None and index.may_import_project(item.source):
+                is_package = item.path.name == "__init__.py"
+                found = imported_modules(item.source, module or "", is_package)
+                imported.update((item.root or "", name) for name in found)
+        for item, module in zip(self.pending, modules, strict=True):
             item.partial = module is None or (item.root or "", module) not in imported
 
     def analyse(self, jobs: int) -> None:

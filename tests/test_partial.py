@@ -15,7 +15,7 @@ from test_fuzz import HEADER, fuzz_settings, symmetric_programs
 
 from esper_lint.checker import check_source
 from esper_lint.config import Config
-from esper_lint.engine import lint_paths
+from esper_lint.engine import _Run, lint_paths
 from esper_lint.partial import blank_unrelated, contribution_words
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -275,6 +275,12 @@ def test_a_module_another_candidate_imports_is_parsed_whole(tmp_path: Path) -> N
         "def fit(rank):\n    if rank == 0:\n        sync()\n\n" + FILLER
     )
     config = Config(root=tmp_path)
+    run = _Run(config, None, True, tmp_path)
+    for path in sorted(package.glob("*.py")):
+        run.visit(path, None)
+    run.allow_partial_parses()
+    may_blank = {item.path.name: item.partial for item in run.pending}
+    assert may_blank == {"helpers.py": False, "train.py": True}
     whole = lint_paths([tmp_path], config, jobs=1, use_cache=False, partial=False)
     partly = lint_paths([tmp_path], config, jobs=1, use_cache=False)
     assert partly == whole
