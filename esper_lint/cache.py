@@ -102,7 +102,7 @@ def _package_fingerprint() -> list[tuple[str, int, int]]:
                 for entry in scan:
                     if entry.name.endswith(".py") and entry.is_file():
                         entry_stat = entry.stat()
-                        relative = os.path.relpath(entry.path, package_dir)
+                        relative = entry.path[len(package_dir) + 1 :]  # relpath costs 5 us
                         fingerprint.append((relative, entry_stat.st_mtime_ns, entry_stat.st_size))
                     elif entry.is_dir() and entry.name != "__pycache__":
                         pending.append(entry.path)

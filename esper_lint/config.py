@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from esper_lint.analysis.implicit_collectives import BACKENDS
+from esper_lint.analysis.backend_names import BACKENDS
 from esper_lint.globs import translate_glob
 
 if sys.version_info >= (3, 11):
@@ -170,7 +170,9 @@ class Config:
         return overrides.apply(config) if overrides is not None else config
 
 
-@dataclass(frozen=True)
+# Built once per run and never compared: no generated __eq__, __hash__ or __repr__ (each costs a
+# compile at import).
+@dataclass(frozen=True, eq=False, repr=False)
 class Overrides:
     """The rest of the command line's settings. Globs given on the command line are relative
     to the current directory (``cwd``), as ruff's are."""
@@ -436,11 +438,25 @@ def _table_of(path: Path) -> tuple[Mapping[str, Any], str]:
     return table, where
 
 
+# The last document parsed from each path, with its bytes: finding a configuration file reads
+# its pyproject.toml for the tool table, and loading it reads it again. Read-only once parsed.
+_parsed_toml: dict[str, tuple[bytes, dict[str, Any]]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration file: {error.strerror}") from None
+    kept = _parsed_toml.get(str(path))
+    if kept is not None and kept[0] == data:
+        return kept[1]
+    document = _parse_toml(path, data)
+    _parsed_toml[str(path)] = (data, document)
+    return document
+
+
+def _parse_toml(path: Path, data: bytes) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -303,7 +303,8 @@ class _Run:
         self.raw_by_path: list[tuple[Path, tuple[RawDiagnostic, ...]]] = []
         self.pending: list[_Pending] = []
         self.read_errors: list[Diagnostic] = []
-        self.roots: dict[str, str] = {}
+        self.roots: dict[str, str] = {}  # by directory as discovery spells it
+        self.real_roots: dict[str, str] = {}  # by resolved directory
         self.current_summaries: dict[str, str] = {}
         # the stat results discovery already has, by absolute path: dependencies reuse them
         self.stats: _KnownStats = _KnownStats(())
@@ -313,11 +314,25 @@ class _Run:
         directory = os.path.dirname(path)  # strings: a Path per file costs more than the lookup
         root = self.roots.get(directory)
         if root is None:
-            from esper_lint.analysis.project import find_project_root
-
-            found = find_project_root(Path(directory or ".").resolve())
-            root = str(found if found is not None else self.fallback_root.resolve())
+            root = self._root_of_real(os.path.realpath(directory or "."))
             self.roots[directory] = root
+        return root
+
+    def _root_of_real(self, directory: str) -> str:
+        """The root of a resolved directory: itself if it holds a root marker, else its parent's
+        (kept, so that sibling directories look at their common ancestors once)."""
+        root = self.real_roots.get(directory)
+        if root is None:
+            from esper_lint.analysis.project import holds_root_marker
+
+            parent = os.path.dirname(directory)
+            if holds_root_marker(directory):
+                root = directory
+            elif parent == directory:
+                root = str(self.fallback_root.resolve())
+            else:
+                root = self._root_of_real(parent)
+            self.real_roots[directory] = root
         return root
 
     def candidate(self, source: bytes, path: Path, root: str) -> bool:
@@ -338,26 +353,27 @@ class _Run:
         except (RecursionError, MemoryError, OSError, ValueError):
             return True  # undecided: parsing it is always correct
 
-    def cached(self, result: FileResult, root: str) -> bool:
+    def cached(self, result: FileResult, path: Path) -> bool:
         """Whether a cached result answers this run (prefilter=False must parse everything) and
         the summaries it depends on are unchanged."""
         if not (result.parsed or self.prefilter):
             return False
         return all(
-            self.summary_digest(module_path, root) == digest
+            self.summary_digest(module_path, path) == digest
             for module_path, digest in result.dependencies
         )
 
-    def summary_digest(self, module_path: str, root: str) -> str:
+    def summary_digest(self, module_path: str, dependent: Path) -> str:
         """The current digest of a module's summary: stored while the module's stat signature
-        is unchanged, else computed again (this parses the module when it could contribute)."""
+        is unchanged, else computed again in the project of ``dependent`` (this parses the
+        module when it could contribute)."""
         digest = self.current_summaries.get(module_path)
         if digest is not None:
             return digest
         signature = self.signature(module_path)
         digest = self.cache.summary_digest(module_path, signature) if self.cache else None
         if digest is None:
-            project = project_at(root, self.config)
+            project = project_at(self.root_of(dependent), self.config)
             module = project.index.module_name(Path(module_path))
             digest = project.summary_digest(module) if module else ""
             if self.cache is not None:
@@ -384,10 +400,9 @@ class _Run:
     def visit(self, path: Path, file_stat: os.stat_result | None) -> None:
         signature = signature_of(file_stat, self.now_ns) if file_stat is not None else None
         entry_key = self.cache.entry_key(path) if self.cache is not None else ""
-        root = self.root_of(path)
         if self.cache is not None:
             hit = self.cache.by_signature(entry_key, signature)
-            if hit is not None and self.cached(hit, root):
+            if hit is not None and self.cached(hit, path):
                 self.raw_by_path.append((path, hit.diagnostics))
                 return
         try:
@@ -399,10 +414,11 @@ class _Run:
         digest = digest_of(source) if self.cache is not None else ""
         if self.cache is not None:
             hit = self.cache.by_digest(digest, entry_key)
-            if hit is not None and self.cached(hit, root):
+            if hit is not None and self.cached(hit, path):
                 self.cache.store(entry_key, signature, hit)
                 self.raw_by_path.append((path, hit.diagnostics))
                 return
+        root = self.root_of(path)
         candidate = self.candidate(source, path, root)
         if candidate or not self.prefilter:
             pending = _Pending(path, entry_key, signature, source, digest, candidate, root)
@@ -436,6 +452,8 @@ class _Run:
             item.partial = module is None or (item.root or "", module) not in imported
 
     def analyse(self, jobs: int) -> None:
+        if not self.pending:
+            return  # every file answered from the cache or the prefilter: import no analysis
         if self.partial:
             self.allow_partial_parses()
         checked = _analyse(self.pending, self.config, jobs)

@@ -527,3 +527,22 @@ def test_importing_the_cli_stays_cheap() -> None:
     )
 
     assert completed.stdout.strip() == "[]"
+
+
+def test_help_wraps_as_argparse_does_at_the_width_columns_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The formatter reads the width without shutil; the help must not change for it."""
+    import argparse
+
+    from esper_lint.cli import build_parser
+
+    helps = []
+    for columns in ("50", "200"):
+        monkeypatch.setenv("COLUMNS", columns)
+        ours = build_parser()
+        stock = build_parser()
+        stock.formatter_class = argparse.HelpFormatter
+        assert ours.format_help() == stock.format_help()
+        helps.append(ours.format_help())
+    assert helps[0] != helps[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,18 @@ def test_nearest_pyproject_walking_up_sets_values_and_root(tmp_path: Path) -> No
     assert config.select == ("ESP001",)
     assert config.extend_rank_sources == ("is_coordinator",)
     assert config.root == tmp_path.resolve()
+
+
+def test_a_file_rewritten_in_the_same_process_is_read_again(tmp_path: Path) -> None:
+    """The parsed document is kept by its bytes, not by its stat: a rewrite of the same size
+    within the file system's timestamp granularity still counts."""
+    pyproject = tmp_path / "pyproject.toml"
+    write(pyproject, '[tool.esper-lint]\nselect = ["ESP001"]\n')
+    assert load_config(cwd=tmp_path).select == ("ESP001",)
+    stat = pyproject.stat()
+    write(pyproject, '[tool.esper-lint]\nselect = ["ESP002"]\n')
+    os.utime(pyproject, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_config(cwd=tmp_path).select == ("ESP002",)
 
 
 def test_a_pyproject_without_the_table_is_passed_over_as_ruff_does(tmp_path: Path) -> None:

@@ -198,6 +198,38 @@ def test_a_run_that_parses_nothing_never_imports_libcst(tmp_path: Path) -> None:
     assert completed.stdout.strip() == ""
 
 
+WARM_CLI_SCRIPT = textwrap.dedent(
+    """
+    import atexit, sys
+    from esper_lint.cli import main
+    def loaded():
+        names = (m for m in sys.modules if m.startswith("esper_lint.analysis.") or m == "shutil")
+        print(",".join(sorted(names)))
+    atexit.register(loaded)
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_a_warm_run_imports_no_analysis_and_no_shutil(tmp_path: Path) -> None:
+    """Every file answered from the cache: the analysis, the project model (the project root
+    is looked up only on a miss) and shutil (argparse's terminal width) stay unimported."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    (tmp_path / "train.py").write_text(
+        "import torch.distributed as dist\nif dist.get_rank() == 0:\n    dist.barrier()\n"
+    )
+    (tmp_path / "plain.py").write_text("value = 1\n")
+    env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", WARM_CLI_SCRIPT, "--output-format", "concise", str(tmp_path)]
+    cold = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    warm = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert cold.returncode == warm.returncode == 1
+    assert "ESP004" in cold.stdout and "esper_lint.analysis.facts" in cold.stdout
+    findings, loaded = warm.stdout.rstrip("\n").rsplit("\n", 1)
+    assert findings == cold.stdout.rstrip("\n").rsplit("\n", 1)[0]
+    assert loaded == "esper_lint.analysis.backend_names"
+
+
 def test_the_collector_runs_less_while_linting_and_as_before_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from esper_lint.analysis.backend_names import BACKENDS
 from esper_lint.analysis.backends import State, state_under
 from esper_lint.analysis.implicit_collectives import (
-    BACKENDS,
     IMPLICIT_COLLECTIVES,
     backend_list,
     configured,

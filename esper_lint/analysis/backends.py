@@ -21,8 +21,8 @@ from enum import Enum
 
 import libcst as cst
 
+from esper_lint.analysis.backend_names import BACKENDS, DDP, DEEPSPEED, FSDP
 from esper_lint.analysis.control import Condition, ConditionKind, Context, Exits
-from esper_lint.analysis.implicit_collectives import BACKENDS, DDP, DEEPSPEED, FSDP
 from esper_lint.analysis.rank import RANK, Sources, reads_rank
 from esper_lint.analysis.tree import descendants
 

@@ -27,11 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DDP = "ddp"
-DEEPSPEED = "deepspeed"
-FSDP = "fsdp"
-BACKENDS = (DDP, DEEPSPEED, FSDP)
-BACKEND_TITLES = {DDP: "DDP", DEEPSPEED: "DeepSpeed", FSDP: "FSDP"}
+from esper_lint.analysis.backend_names import BACKEND_TITLES, BACKENDS, DDP, DEEPSPEED, FSDP
+
 ALL = frozenset(BACKENDS)
 SHARDED = frozenset({DEEPSPEED, FSDP})
 

@@ -28,9 +28,13 @@ def find_project_root(path: Path) -> Path | None:
     """The nearest ancestor of ``path`` (itself included) that holds a root marker."""
     start = path if path.is_dir() else path.parent
     for directory in (start, *start.parents):
-        if any(os.path.exists(directory / marker) for marker in ROOT_MARKERS):
+        if holds_root_marker(str(directory)):
             return directory
     return None
+
+
+def holds_root_marker(directory: str) -> bool:
+    return any(os.path.exists(os.path.join(directory, marker)) for marker in ROOT_MARKERS)
 
 
 def configured_src(root: Path) -> list[Path]:
