@@ -556,6 +556,12 @@ def _lint_paths(
 
 def _by_config(files: Sequence[SourceFile], default: Config) -> dict[Config, list[SourceFile]]:
     groups: dict[Config, list[SourceFile]] = {}
+    # Neighbours share their configuration object: hashing a Config (a tuple of its 19 fields)
+    # once per run of them, not once per file.
+    last: tuple[Config, list[SourceFile]] | None = None
     for source_file in files:
-        groups.setdefault(source_file.config or default, []).append(source_file)
+        config = source_file.config or default
+        if last is None or last[0] is not config:
+            last = (config, groups.setdefault(config, []))
+        last[1].append(source_file)
     return groups
