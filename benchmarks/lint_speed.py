@@ -21,8 +21,10 @@ The baselines parse the same files in this process, serially, modules already im
 
 ``--baseline-src DIR`` also times cold and warm runs of another build of esper-lint (a directory
 holding its ``esper_lint`` package, e.g. ``git archive`` of an older commit), alternating with
-this build run by run, and reports this build over that one; ``--cross-imports`` generates a
-corpus whose modules import each other (see ``corpus.py``).
+this build run by run, and reports this build over that one; ``--warm-pairs N`` adds N warm
+runs of each build alternated with no cold run between them (the median of the paired ratios, and
+fastest over fastest). ``--cross-imports`` generates a corpus whose modules import each other
+(see ``corpus.py``).
 
 ``--scale`` runs the speed-at-scale measures instead (``lint_scale.py``: a large corpus copied from
 installed packages against ruff, an Esper-shaped tree against bare libcst parsing, the issue's
@@ -81,9 +83,16 @@ def baseline_cli(source_dir: Path) -> list[str]:
 
 
 def measure_against(
-    root: Path, baseline: Path, runs: int, cache_dir: Path, jobs: int | None
+    root: Path,
+    baseline: Path,
+    runs: int,
+    cache_dir: Path,
+    jobs: int | None,
+    warm_pairs: int = 0,
 ) -> dict[str, float]:
-    """Cold and warm runs of this build and of ``baseline``, alternated, medians of each."""
+    """Cold and warm runs of this build and of ``baseline``, alternated, medians of each; then
+    ``warm_pairs`` warm runs of each, back to back in alternating order, with no cold run in
+    between (a cold run's load lingers into the warm run after it)."""
     env = {**os.environ, "ESPER_LINT_CACHE_DIR": str(cache_dir)}
     builds = {"this": cli(), "baseline": baseline_cli(baseline)}
     times: dict[str, list[float]] = {f"{b}_{m}": [] for b in builds for m in ("cold", "warm")}
@@ -100,7 +109,42 @@ def measure_against(
     results = {key: statistics.median(values) for key, values in times.items()}
     results["cold_over_baseline"] = results["this_cold"] / results["baseline_cold"]
     results["warm_over_baseline"] = results["this_warm"] / results["baseline_warm"]
+    if warm_pairs:
+        results.update(warm_paired(builds, root, cache_dir, warm_pairs, env, jobs))
     return results
+
+
+def warm_paired(
+    builds: dict[str, list[str]],
+    root: Path,
+    cache_dir: Path,
+    pairs: int,
+    env: dict[str, str],
+    jobs: int | None,
+) -> dict[str, float]:
+    """Warm runs of both builds, each from its own primed cache, alternated pair by pair:
+    the median of the per-pair ratios this / baseline, and the ratio of the fastest runs."""
+    commands, envs = {}, {}
+    for build, prefix in builds.items():
+        command = [*prefix, "--output-format", "concise", str(root)]
+        if jobs is not None:
+            command += ["--jobs", str(jobs)]
+        envs[build] = {**env, "ESPER_LINT_CACHE_DIR": str(cache_dir / build)}
+        shutil.rmtree(cache_dir / build, ignore_errors=True)
+        for _ in range(2):
+            timed_run(command, envs[build])
+        commands[build] = command
+    times: dict[str, list[float]] = {build: [] for build in builds}
+    for index in range(pairs):
+        order = list(builds) if index % 2 == 0 else list(reversed(builds))
+        for build in order:
+            times[build].append(timed_run(commands[build], envs[build]))
+    ratios = [a / b for a, b in zip(times["this"], times["baseline"], strict=True)]
+    return {
+        "warm_pairs": pairs,
+        "warm_paired_over_baseline": statistics.median(ratios),
+        "warm_fastest_over_baseline": min(times["this"]) / min(times["baseline"]),
+    }
 
 
 def python_files(root: Path) -> list[Path]:
@@ -271,6 +315,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--cross-imports", action="store_true", help="modules import each other")
     parser.add_argument("--baseline-src", type=Path, help="time another build against this one")
+    parser.add_argument(
+        "--warm-pairs",
+        type=int,
+        default=0,
+        help="with --baseline-src: also N warm runs of each build, alternated, without cold runs",
+    )
     scale = parser.add_argument_group("speed at scale (issue 14): --scale")
     scale.add_argument("--scale", action="store_true", help="the large and Esper-shaped corpora")
     scale.add_argument(
@@ -316,7 +366,12 @@ def main() -> None:
         against = None
         if args.baseline_src is not None:
             against = measure_against(
-                root, args.baseline_src, args.runs, work / "cache-against", args.jobs
+                root,
+                args.baseline_src,
+                args.runs,
+                work / "cache-against",
+                args.jobs,
+                args.warm_pairs,
             )
         corpus = measure_tree(root, args.runs, work / "cache", args.jobs)
         worst = None
@@ -336,6 +391,12 @@ def main() -> None:
             print(
                 f"| {mode}, s | {against[f'this_{mode}']:.3f} | {against[f'baseline_{mode}']:.3f}"
                 f" | {against[f'{mode}_over_baseline']:.3f} |"
+            )
+        if "warm_pairs" in against:
+            print(
+                f"\n{against['warm_pairs']:.0f} alternated warm pairs: median of this / baseline "
+                f"{against['warm_paired_over_baseline']:.3f}, fastest over fastest "
+                f"{against['warm_fastest_over_baseline']:.3f}"
             )
     if args.json is not None:
         numbers = {"corpus": corpus, "worst_case": worst, "against_baseline": against}
