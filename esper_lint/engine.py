@@ -304,7 +304,7 @@ class _Run:
         self.pending: list[_Pending] = []
         self.read_errors: list[Diagnostic] = []
         self.roots: dict[str, str] = {}  # by directory as discovery spells it
-        self.real_roots: dict[str, str] = {}  # by resolved directory
+        self.real_roots: dict[str, str | None] = {}  # by resolved directory
         self.current_summaries: dict[str, str] = {}
         # the stat results discovery already has, by absolute path: dependencies reuse them
         self.stats: _KnownStats = _KnownStats(())
@@ -314,25 +314,11 @@ class _Run:
         directory = os.path.dirname(path)  # strings: a Path per file costs more than the lookup
         root = self.roots.get(directory)
         if root is None:
-            root = self._root_of_real(os.path.realpath(directory or "."))
+            from esper_lint.analysis.project import nearest_root
+
+            found = nearest_root(os.path.realpath(directory or "."), self.real_roots)
+            root = found if found is not None else str(self.fallback_root.resolve())
             self.roots[directory] = root
-        return root
-
-    def _root_of_real(self, directory: str) -> str:
-        """The root of a resolved directory: itself if it holds a root marker, else its parent's
-        (kept, so that sibling directories look at their common ancestors once)."""
-        root = self.real_roots.get(directory)
-        if root is None:
-            from esper_lint.analysis.project import holds_root_marker
-
-            parent = os.path.dirname(directory)
-            if holds_root_marker(directory):
-                root = directory
-            elif parent == directory:
-                root = str(self.fallback_root.resolve())
-            else:
-                root = self._root_of_real(parent)
-            self.real_roots[directory] = root
         return root
 
     def candidate(self, source: bytes, path: Path, root: str) -> bool:

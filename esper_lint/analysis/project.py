@@ -27,14 +27,25 @@ SRC_DIR = "src"
 def find_project_root(path: Path) -> Path | None:
     """The nearest ancestor of ``path`` (itself included) that holds a root marker."""
     start = path if path.is_dir() else path.parent
-    for directory in (start, *start.parents):
-        if holds_root_marker(str(directory)):
-            return directory
-    return None
+    found = nearest_root(str(start), {})
+    return Path(found) if found is not None else None
 
 
-def holds_root_marker(directory: str) -> bool:
-    return any(os.path.exists(os.path.join(directory, marker)) for marker in ROOT_MARKERS)
+def nearest_root(directory: str, known: dict[str, str | None]) -> str | None:
+    """The nearest ancestor of ``directory`` (itself included) that holds a root marker.
+    ``known`` keeps the answer for every directory on the way up, so that the directories of
+    one tree look at their common ancestors once."""
+    if directory in known:
+        return known[directory]
+    parent = os.path.dirname(directory)
+    if any(os.path.exists(os.path.join(directory, marker)) for marker in ROOT_MARKERS):
+        found: str | None = directory
+    elif parent == directory:
+        found = None
+    else:
+        found = nearest_root(parent, known)
+    known[directory] = found
+    return found
 
 
 def configured_src(root: Path) -> list[Path]:
