@@ -98,10 +98,7 @@ def measure_against(
     times: dict[str, list[float]] = {f"{b}_{m}": [] for b in builds for m in ("cold", "warm")}
     for _ in range(runs):
         for build, prefix in builds.items():
-            command = [*prefix, "--output-format", "concise", str(root)]
-            if jobs is not None:
-                command[1:1] = ["--jobs", str(jobs)] if prefix[0] != sys.executable else []
-                command += ["--jobs", str(jobs)] if prefix[0] == sys.executable else []
+            command = lint_command(prefix, root, jobs)
             shutil.rmtree(cache_dir, ignore_errors=True)
             times[f"{build}_cold"].append(timed_run(command, env))
             timed_run(command, env)  # prime the signatures
@@ -114,6 +111,13 @@ def measure_against(
     return results
 
 
+def lint_command(prefix: list[str], root: Path, jobs: int | None) -> list[str]:
+    """One build's CLI (``prefix``) linting ``root``; ``--jobs`` when given (argparse takes
+    options after the path, for the console script and ``python -c`` alike)."""
+    command = [*prefix, "--output-format", "concise", str(root)]
+    return command + ["--jobs", str(jobs)] if jobs is not None else command
+
+
 def warm_paired(
     builds: dict[str, list[str]],
     root: Path,
@@ -124,16 +128,12 @@ def warm_paired(
 ) -> dict[str, float]:
     """Warm runs of both builds, each from its own primed cache, alternated pair by pair:
     the median of the per-pair ratios this / baseline, and the ratio of the fastest runs."""
-    commands, envs = {}, {}
-    for build, prefix in builds.items():
-        command = [*prefix, "--output-format", "concise", str(root)]
-        if jobs is not None:
-            command += ["--jobs", str(jobs)]
-        envs[build] = {**env, "ESPER_LINT_CACHE_DIR": str(cache_dir / build)}
+    commands = {build: lint_command(prefix, root, jobs) for build, prefix in builds.items()}
+    envs = {build: {**env, "ESPER_LINT_CACHE_DIR": str(cache_dir / build)} for build in builds}
+    for build in builds:
         shutil.rmtree(cache_dir / build, ignore_errors=True)
-        for _ in range(2):
-            timed_run(command, envs[build])
-        commands[build] = command
+        for _ in range(2):  # fill the cache, then prime the signatures
+            timed_run(commands[build], envs[build])
     times: dict[str, list[float]] = {build: [] for build in builds}
     for index in range(pairs):
         order = list(builds) if index % 2 == 0 else list(reversed(builds))
