@@ -92,6 +92,14 @@ class _Pending:
 
 # (path of a module the file depends on, digest of that module's summary)
 DependencyDigest = tuple[str, str]
+# A dependency on what a module offers its importers (``Project.offer_digest``), not on its
+# summary: how a file that imports no symmetric call depends on the modules it reads.
+OFFERS_PREFIX = "offers:"
+UNGATED_PREFIX = "every:"
+
+
+def _digest_kind(digest: str) -> str:
+    return OFFERS_PREFIX if digest.startswith(OFFERS_PREFIX) else ""
 
 
 def _read_error(path: Path, reason: str) -> Diagnostic:
@@ -111,6 +119,9 @@ Checked = tuple[tuple[RawDiagnostic, ...], bool, tuple[DependencyDigest, ...]]
 # no libcst: a run that parses nothing must not import it.
 _indexes: dict[str, ProjectIndex] = {}
 _projects: dict[str, Project] = {}
+# Whether this process's projects gate their summaries on the offer graph (off with the
+# prefilter: every module is summarised, the reference the speed paths must match).
+_gated = True
 
 
 def index_at(root: str, config: Config) -> ProjectIndex:
@@ -129,7 +140,7 @@ def project_at(root: str, config: Config) -> Project:
     if project is None:
         from esper_lint.analysis.summaries import Project
 
-        project = Project(index_at(root, config), config)
+        project = Project(index_at(root, config), config, gated=_gated)
         _projects[root] = project
     return project
 
@@ -184,6 +195,10 @@ def _dependencies(project: Project, path: Path) -> tuple[DependencyDigest, ...]:
         module_file = project.index.module_file(module)
         if module_file is not None:
             found.append((str(module_file), project.summary_digest(module)))
+    for module in sorted(project.offer_depends_on(path)):
+        module_file = project.index.module_file(module)
+        if module_file is not None:
+            found.append((str(module_file), OFFERS_PREFIX + project.offer_digest(module)))
     return tuple(found)
 
 
@@ -192,9 +207,10 @@ _worker_config: Config | None = None
 _Payload = tuple[bytes, str, str | None, bool]
 
 
-def _init_worker(config: Config) -> None:
-    global _worker_config
+def _init_worker(config: Config, gated: bool) -> None:
+    global _worker_config, _gated
     _worker_config = config
+    _gated = gated
 
 
 def _check_chunk(chunk: list[_Payload]) -> list[Checked]:
@@ -239,7 +255,7 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
             max_workers=jobs,
             mp_context=_pool_context(),
             initializer=_init_worker,
-            initargs=(config,),
+            initargs=(config, _gated),
         ) as pool:
             payloads = [
                 [(item.source, str(item.path), item.root, item.partial) for item in chunk]
@@ -345,34 +361,46 @@ class _Run:
         if not (result.parsed or self.prefilter):
             return False
         return all(
-            self.summary_digest(module_path, path) == digest
+            self.summary_digest(module_path, path, _digest_kind(digest)) == digest
             for module_path, digest in result.dependencies
         )
 
-    def summary_digest(self, module_path: str, dependent: Path) -> str:
-        """The current digest of a module's summary: stored while the module's stat signature
-        is unchanged, else computed again in the project of ``dependent`` (this parses the
-        module when it could contribute)."""
-        digest = self.current_summaries.get(module_path)
+    def summary_digest(self, module_path: str, dependent: Path, kind: str = "") -> str:
+        """The current digest of a module's summary (or, with kind ``OFFERS_PREFIX``, of what it
+        offers): stored while the module's stat signature is unchanged, else computed again in
+        the project of ``dependent`` (a summary parses the module when it could contribute)."""
+        key = self.summary_key(kind, module_path)
+        digest = self.current_summaries.get(key)
         if digest is not None:
             return digest
         signature = self.signature(module_path)
-        digest = self.cache.summary_digest(module_path, signature) if self.cache else None
+        digest = self.cache.summary_digest(key, signature) if self.cache else None
         if digest is None:
             project = project_at(self.root_of(dependent), self.config)
             module = project.index.module_name(Path(module_path))
-            digest = project.summary_digest(module) if module else ""
+            if not module:
+                digest = kind
+            elif kind:
+                digest = kind + project.offer_digest(module)
+            else:
+                digest = project.summary_digest(module)
             if self.cache is not None:
-                self.cache.store_summary(module_path, signature, digest)
-        self.current_summaries[module_path] = digest
+                self.cache.store_summary(key, signature, digest)
+        self.current_summaries[key] = digest
         return digest
+
+    def summary_key(self, kind: str, module_path: str) -> str:
+        """Where the cache keeps a module's digest: by kind, and apart for a run that
+        summarises every module (the prefilter off), whose summaries differ."""
+        return ("" if self.prefilter else UNGATED_PREFIX) + kind + module_path
 
     def note_summaries(self, dependencies: tuple[tuple[str, str], ...]) -> None:
         for module_path, digest in dependencies:
-            if module_path in self.current_summaries or self.cache is None:
+            key = self.summary_key(_digest_kind(digest), module_path)
+            if key in self.current_summaries or self.cache is None:
                 continue
-            self.current_summaries[module_path] = digest
-            self.cache.store_summary(module_path, self.signature(module_path), digest)
+            self.current_summaries[key] = digest
+            self.cache.store_summary(key, self.signature(module_path), digest)
 
     def signature(self, module_path: str) -> Signature | None:
         file_stat = self.stats.of(module_path)
@@ -510,8 +538,10 @@ def _lint_paths(
         force_exclude=config.force_exclude,
         respect_gitignore=config.respect_gitignore,
     )
+    global _gated
     _indexes.clear()  # files may have changed since the last run in this process
     _projects.clear()
+    _gated = prefilter
     first = paths[0] if paths else Path(".")
     fallback_root = first if first.is_dir() else first.parent
     stats = _KnownStats(found.files)

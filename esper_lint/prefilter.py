@@ -2,13 +2,13 @@
 
 A file that mentions none of the symmetric names as a whole word cannot produce an ESP00x
 finding (same-file helpers are found through the calls they make, which name them), so it is
-not parsed, unless it imports a project module that could contribute (the engine asks
-``summaries.Project.could_contribute``). A project module that names no symmetric call and no
-rank source, and imports no module that does, has nothing for its importers and is not parsed
-either (``contribution_predicate``). Some implicit collectives are recognised by their receiver
-(``accelerator.save_state``, ``trainer.evaluate``): their names count only in a file that also
-contains the receiver part, in any case (``names.receiver_call_names``), so that every
-``evaluate`` or ``save`` does not make a file a candidate. The collectives do the same with their
+not parsed, unless it calls a symmetric call through a project import (the engine asks
+``summaries.Project.imports_offering``, which reads ``analysis.offers``). A project module
+through which no importer can reach a symmetric call or a rank source is not parsed for its
+summary either (``contribution_words``, ``offers``). Some implicit collectives are recognised by
+their receiver (``accelerator.save_state``, ``trainer.evaluate``): their names count only in a
+file that also contains the receiver part, in any case (``names.receiver_call_names``), so that
+every ``evaluate`` or ``save`` does not make a file a candidate. The collectives do the same with their
 family's word (``names.contextual_call_names``): ``gather``, ``reduce`` or ``broadcast`` count
 only in a file that also holds ``dist`` (an import of torch.distributed, or ``dist.``),
 ``accelerate``, ``accelerator``, ``strategy``, ``fabric`` or ``mpi4py``, the words through which
@@ -84,7 +84,7 @@ def core_substrings(names: Iterable[str]) -> tuple[bytes, ...]:
     return tuple(sorted(word for word in words if not any(o != word and o in word for o in words)))
 
 
-def _declares_foreign_codec(source: bytes) -> bool:
+def declares_foreign_codec(source: bytes) -> bool:
     second_newline = source.find(b"\n", source.find(b"\n") + 1)
     head = source if second_newline == -1 else source[:second_newline]
     if b"coding" not in head:
@@ -106,8 +106,13 @@ _COMMENT_OR_STRING = re.compile(
 _PREFIX_LETTERS = frozenset(b"rRbBuUfF")
 
 
-def code_only(source: bytes) -> bytes:
-    """``source`` with its comments and non-f string literals replaced by a space."""
+# A string literal whose text is one identifier: a rank source may be one (``"RANK"``).
+_IDENTIFIER_STRING = re.compile(rb"""(["'])[A-Za-z_][A-Za-z0-9_]{0,63}\1\Z""")
+
+
+def code_only(source: bytes, keep_identifier_strings: bool = False) -> bytes:
+    """``source`` with its comments and non-f string literals replaced by a space (but for those
+    whose text is one identifier, with ``keep_identifier_strings``)."""
 
     def blank(match: re.Match[bytes]) -> bytes:
         start = match.start()
@@ -116,6 +121,8 @@ def code_only(source: bytes) -> bytes:
             while prefix > 0 and source[prefix - 1] in _PREFIX_LETTERS:
                 prefix -= 1
             if b"f" in source[prefix:start].lower():
+                return match.group()
+            if keep_identifier_strings and _IDENTIFIER_STRING.match(match.group()):
                 return match.group()
         return b" "
 
@@ -153,7 +160,7 @@ def _predicate(
     def is_candidate(source: bytes) -> bool:
         if names_in(source) and (not in_code or _binary(source) or names_in(code_only(source))):
             return True
-        return _declares_foreign_codec(source)
+        return declares_foreign_codec(source)
 
     return is_candidate
 
@@ -162,21 +169,31 @@ def contribution_predicate(config: Config) -> Callable[[bytes], bool]:
     """``contributes(source)``: could this module give its importers anything, by itself?
 
     It must name a symmetric call or a rank source (a rank-zero decorator tests the rank, so it
-    names one too, or imports a module that does: ``summaries.Project.could_contribute`` follows
-    the imports).
+    names one too, or calls a module that does: ``analysis.offers`` follows the imports).
     """
+    return _predicate(*contribution_words(config))
+
+
+def contribution_words(config: Config) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """The words through which a module contributes: symmetric call names and rank sources, and
+    the (word, receiver part) pairs that count only in a text holding both."""
     from esper_lint.analysis.rank import RANK_CALLS, RANK_ENV_VARS, RANK_FLAG_CALLS, RANK_NAMES
 
     rank_words = RANK_NAMES | RANK_CALLS | RANK_FLAG_CALLS | RANK_ENV_VARS
     names = plain_call_names(config) | rank_words | frozenset(config.extend_rank_sources)
-    return _predicate(names, _pairs(config))
+    return names, _pairs(config)
+
+
+def symmetric_words(config: Config) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """The words of a symmetric call, and the pairs, as ``candidate_predicate`` reads them."""
+    return plain_call_names(config), _pairs(config)
 
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:
     """``is_candidate(source)``: could this file hold a symmetric call under ``config``? Only a
     name outside comments and plain strings counts (a rank source may be a string, ``"RANK"``,
     so ``contribution_predicate`` reads them all)."""
-    return _predicate(plain_call_names(config), _pairs(config), in_code=True)
+    return _predicate(*symmetric_words(config), in_code=True)
 
 
 def _pairs(config: Config) -> frozenset[tuple[str, str]]:

@@ -36,4 +36,11 @@ The tables and decisions those rooms consult:
 - ``paths``: path conditions as formulas over uniform, rank and membership atoms, and whether
   one depends on the rank among a group's members (a truth table over its atoms).
 - ``positions``: positions of the cited nodes, far cheaper than ``PositionProvider``.
+
+The project model, which the rooms ask about other modules:
+
+- ``project``: the project root, its import roots and module names (no libcst).
+- ``summaries``: what importers learn about a module's functions and classes, computed once.
+- ``offers``: which names of a module can give an importer anything, read from its text, so that
+  only those modules are parsed for a summary and only files that call one are candidates.
 """

@@ -123,6 +123,7 @@ class ProjectIndex:
         self._files: dict[str, Path | None] = {}
         self._sources: dict[Path, bytes | None] = {}
         self._top_level: tuple[bytes, ...] | None = None
+        self._top_level_set: frozenset[bytes] | None = None
 
     def may_import_project(self, source: bytes) -> bool:
         """False only when ``source`` cannot import a module of this project: it names none of
@@ -133,6 +134,12 @@ class ProjectIndex:
             return True
         tops = self._top_level_names()
         return len(tops) > MAX_TOP_LEVEL_TESTS or any(top in source for top in tops)
+
+    def has_top_level(self, name: str) -> bool:
+        """Whether ``name`` is a module or package directly under one of the import roots."""
+        if self._top_level_set is None:
+            self._top_level_set = frozenset(self._top_level_names())
+        return name.encode("ascii", errors="replace") in self._top_level_set
 
     def _top_level_names(self) -> tuple[bytes, ...]:
         if self._top_level is None:

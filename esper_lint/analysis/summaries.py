@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from esper_lint.analysis.offers import OfferGraph, Vocabulary
 from esper_lint.analysis.project import ProjectIndex, imported_modules, resolve_relative
 from esper_lint.analysis.rank import RANK, UNIFORM
 from esper_lint.config import Config
@@ -42,11 +44,13 @@ MAX_CYCLE_RETRIES = 2
 # Summaries computed one inside another (a chain of imports met while walking): deeper ones are
 # left out for now, like a cycle, so the stack stays far from Python's recursion limit.
 MAX_SUMMARY_DEPTH = 12
-# Imports followed by ``could_contribute`` from one module.
-MAX_IMPORT_DEPTH = 64
 # Parsed trees kept for reuse (a module summarised and linted, a summary computed again inside a
 # cycle), up to this much source in all.
 MAX_TREE_SOURCE_BYTES = 48 * 1024 * 1024
+# The offer graph's vocabularies: what a summary may hold (a symmetric call or a rank source),
+# and what candidacy needs (a symmetric call: an importer's findings come only through those).
+OFFERS_ANYTHING = 0
+OFFERS_CALLS = 1
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,12 @@ class ModuleSummary:
 class Project:
     """The summaries of one project's modules, computed on demand and kept."""
 
-    def __init__(self, index: ProjectIndex, config: Config) -> None:
+    def __init__(self, index: ProjectIndex, config: Config, gated: bool = True) -> None:
         self.index = index
         self.config = config
+        # ``gated=False`` (a run with the prefilter off) summarises every module and decides
+        # candidacy on every imported module's summary: the reference the offer graph must match
+        self.gated = gated
         self.summaries: dict[str, ModuleSummary | None] = {}
         # the modules whose summaries are being computed, innermost last
         self.in_progress: list[str] = []
@@ -112,7 +119,8 @@ class Project:
         self.provisional: dict[str, ModuleSummary | None] = {}
         self.retries: dict[str, int] = {}
         self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
-        self._contributes: dict[str, bool] = {}
+        self._offers: OfferGraph | None = None
+        self.offer_reads: dict[str, set[str]] = {}  # module -> modules it reads offering nothing
         self._offered: dict[str, frozenset[str]] = {}
         self._offering: set[str] = set()
         self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
@@ -192,28 +200,27 @@ class Project:
         finally:
             self.in_progress.pop()
 
-    def could_contribute(self, name: str, visiting: frozenset[str] = frozenset()) -> bool:
-        """Whether module ``name`` may make a symmetric call or read the rank, itself or through
-        the project modules it imports. A module that mentions neither (and imports nothing that
-        does) has nothing for an importer and is not parsed.
-        """
-        if name in self._contributes:
-            return self._contributes[name]
-        path = self.index.module_file(name)
-        source = self.index.source(path) if path is not None else None
-        if path is None or source is None or name in visiting or len(visiting) > MAX_IMPORT_DEPTH:
-            return False
-        from esper_lint.prefilter import contribution_predicate
-
-        found = contribution_predicate(self.config)(source)
+    def could_contribute(self, name: str) -> bool:
+        """Whether importing module ``name`` can give an importer a symmetric call or a rank
+        source, itself or through the project modules it imports (``offers``). A module that
+        offers nothing has nothing for an importer and is not parsed."""
+        if not self.gated:
+            return self.index.module_file(name) is not None
+        graph = self._offer_graph()
+        found = graph.offers(name, OFFERS_ANYTHING)
         if not found:
             # what this module has to offer depends on what it imports: so do its importers
-            imports = list(self.project_imports(source, name, path.name == "__init__.py"))
-            self.dependencies.setdefault(name, set()).update(imports)
-            found = any(self.could_contribute(m, visiting | {name}) for m in imports)
-        if not visiting or found:
-            self._contributes[name] = found
+            self.dependencies.setdefault(name, set()).update(graph.imports(name))
         return found
+
+    def _offer_graph(self) -> OfferGraph:
+        if self._offers is None:
+            from esper_lint.prefilter import contribution_words, symmetric_words
+
+            contributes = Vocabulary.of(*_pattern_and_pairs(contribution_words(self.config)))
+            calls = Vocabulary.of(*_pattern_and_pairs(symmetric_words(self.config)))
+            self._offers = OfferGraph(self.index, (contributes, calls))
+        return self._offers
 
     def offered_names(self, name: str, consumer: str) -> frozenset[str]:
         """The names through which importing module ``name`` can give ``consumer`` a symmetric
@@ -265,10 +272,29 @@ class Project:
 
         name = self.index.module_name(path) or ""
         is_package = path.name == "__init__.py"
+        if self.gated:
+            graph = self._offer_graph()
+            reads = graph.read_targets(source, name, is_package)
+            offering = graph.offering_modules(reads, OFFERS_CALLS)
+            # What it reads from the other modules offers no call, until one of them changes
+            # what it offers; what the offering ones offer is decided on their summaries.
+            quiet = {target[0] for target, _ in reads} - offering
+            self.offer_reads.setdefault(name, set()).update(quiet)
+        else:
+            offering = set(self.project_imports(source, name, is_package))
         offered: frozenset[str] = frozenset()
-        for module in self.project_imports(source, name, is_package):
+        for module in sorted(offering):
             offered |= self.offered_names(module, name)
         return bool(offered) and names_pattern(offered).search(source) is not None
+
+    def offer_depends_on(self, path: Path) -> set[str]:
+        """The modules whose offers (not summaries) decided that the file at ``path`` imports
+        no symmetric call."""
+        reads = self.offer_reads.get(self.index.module_name(path) or "", set())
+        return self._offer_graph().quiet_closure(reads, OFFERS_CALLS) if reads else set()
+
+    def offer_digest(self, name: str) -> str:
+        return self._offer_graph().digest(name, OFFERS_CALLS)
 
     def summary_digest(self, name: str) -> str:
         summary = self.summary(name)
@@ -374,3 +400,12 @@ def summary_of(walker: Walker) -> ModuleSummary:
     defined = set(summary.functions) | set(summary.classes)
     summary.aliases = {k: v for k, v in walker.imports.aliases.items() if k not in defined}
     return summary
+
+
+def _pattern_and_pairs(
+    words: tuple[frozenset[str], frozenset[tuple[str, str]]],
+) -> tuple[re.Pattern[bytes], frozenset[tuple[str, str]]]:
+    from esper_lint.prefilter import names_pattern
+
+    names, pairs = words
+    return names_pattern(names), pairs
