@@ -177,8 +177,15 @@ def _parse_signature(value: object) -> tuple[bool, Signature | None]:
     return True, (value[0], value[1], value[2], value[3])
 
 
+# The kind of digest a dependency may carry before its 32 hex digits: none for a summary, or
+# ``engine.OFFERS_PREFIX`` for what a module offers (a file decided without being parsed).
+DIGEST_KINDS = ("", "offers:")
+
+
 def _is_digest(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 32
+    if not isinstance(value, str):
+        return False
+    return any(value.startswith(kind) and len(value) == len(kind) + 32 for kind in DIGEST_KINDS)
 
 
 def _parse_dependencies(value: object) -> tuple[tuple[str, str], ...] | None:

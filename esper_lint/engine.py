@@ -94,7 +94,7 @@ class _Pending:
 DependencyDigest = tuple[str, str]
 # A dependency on what a module offers its importers (``Project.offer_digest``), not on its
 # summary: how a file that imports no symmetric call depends on the modules it reads.
-OFFERS_PREFIX = "offers:"
+OFFERS_PREFIX = "offers:"  # one of cache.DIGEST_KINDS
 UNGATED_PREFIX = "every:"
 
 

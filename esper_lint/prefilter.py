@@ -8,12 +8,12 @@ through which no importer can reach a symmetric call or a rank source is not par
 summary either (``contribution_words``, ``offers``). Some implicit collectives are recognised by
 their receiver (``accelerator.save_state``, ``trainer.evaluate``): their names count only in a
 file that also contains the receiver part, in any case (``names.receiver_call_names``), so that
-every ``evaluate`` or ``save`` does not make a file a candidate. The collectives do the same with their
-family's word (``names.contextual_call_names``): ``gather``, ``reduce`` or ``broadcast`` count
-only in a file that also holds ``dist`` (an import of torch.distributed, or ``dist.``),
-``accelerate``, ``accelerator``, ``strategy``, ``fabric`` or ``mpi4py``, the words through which
-the analysis recognises them (``symbols._is_collective``); most of them elsewhere are tensor
-operations (``torch.gather``, ``functools.reduce``).
+every ``evaluate`` or ``save`` does not make a file a candidate. The collectives do the same
+with their family's word (``names.contextual_call_names``): ``gather``, ``reduce`` or
+``broadcast`` count only in a file that also holds ``dist`` (an import of torch.distributed, or
+``dist.``), ``accelerate``, ``accelerator``, ``strategy``, ``fabric`` or ``mpi4py``, the words
+through which the analysis recognises them (``symbols._is_collective``); most of them elsewhere
+are tensor operations (``torch.gather``, ``functools.reduce``).
 
 A few substring tests (memory speed) and, on a hit, one compiled bytes regex cost about 5
 microseconds per kilobyte, against about 2 milliseconds per kilobyte for

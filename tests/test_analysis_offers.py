@@ -289,3 +289,31 @@ def test_the_gate_gives_the_results_of_summarising_every_module(tmp_path: Path) 
     every = lint_paths([tmp_path], config, jobs=1, use_cache=False, prefilter=False)
     assert gated == every
     assert len(gated.diagnostics) == 4  # relay(), Helper.run_all(), self.run_all(), save()
+
+
+def test_a_warm_run_answers_a_file_decided_on_offers_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esper_lint import engine
+
+    root = tmp_path / "proj"
+    project_of(
+        root,
+        {
+            "low.py": "def helper():\n    print('done')\n",
+            "train.py": "from low import helper\n"
+            "def end(rank):\n    if rank == 0:\n        helper()\n",
+        },
+    )
+    config = Config(root=root)
+    cold = engine.lint_paths([root], config, jobs=1, cache_dir=tmp_path / "cache")
+    asked: list[Path] = []
+    real = engine._Run.candidate
+
+    def counted(run: engine._Run, source: bytes, path: Path, project_root: str) -> bool:
+        asked.append(path)
+        return real(run, source, path, project_root)
+
+    monkeypatch.setattr(engine._Run, "candidate", counted)
+    warm = engine.lint_paths([root], config, jobs=1, cache_dir=tmp_path / "cache")
+    assert warm == cold and asked == []
