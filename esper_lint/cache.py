@@ -177,9 +177,21 @@ def _parse_signature(value: object) -> tuple[bool, Signature | None]:
     return True, (value[0], value[1], value[2], value[3])
 
 
-# The kind of digest a dependency may carry before its 32 hex digits: none for a summary, or
-# ``engine.OFFERS_PREFIX`` for what a module offers (a file decided without being parsed).
-DIGEST_KINDS = ("", "offers:")
+# A dependency on what a module offers its importers (``Project.offer_digest``), not on its
+# summary: how a file decided without being parsed depends on the modules it calls into. The
+# digest, and the key of the module's stored digest, start with it.
+OFFERS_PREFIX = "offers:"
+# The key of a module's summary digest in a run that summarises every module (the prefilter off).
+UNGATED_PREFIX = "every:"
+# The kinds of digest a dependency may carry before its 32 hex digits.
+DIGEST_KINDS = ("", OFFERS_PREFIX)
+
+
+def _module_path(summary_key: str) -> str:
+    """The module file a stored digest's key names, without its kinds."""
+    for prefix in (UNGATED_PREFIX, OFFERS_PREFIX):
+        summary_key = summary_key.removeprefix(prefix)
+    return summary_key
 
 
 def _is_digest(value: object) -> bool:
@@ -365,7 +377,7 @@ class Cache:
                 **stored_summaries,
                 **self.summary_updates,
             }.items()
-            if key in self.summary_updates or os.path.lexists(key)
+            if key in self.summary_updates or os.path.lexists(_module_path(key))
         }
         document = {
             "magic": MAGIC,

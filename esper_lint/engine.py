@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esper_lint.cache import (
+    OFFERS_PREFIX,
+    UNGATED_PREFIX,
     Cache,
     FileResult,
     RawDiagnostic,
@@ -92,10 +94,6 @@ class _Pending:
 
 # (path of a module the file depends on, digest of that module's summary)
 DependencyDigest = tuple[str, str]
-# A dependency on what a module offers its importers (``Project.offer_digest``), not on its
-# summary: how a file that imports no symmetric call depends on the modules it reads.
-OFFERS_PREFIX = "offers:"  # one of cache.DIGEST_KINDS
-UNGATED_PREFIX = "every:"
 
 
 def _digest_kind(digest: str) -> str:

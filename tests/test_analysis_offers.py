@@ -317,3 +317,31 @@ def test_a_warm_run_answers_a_file_decided_on_offers_from_the_cache(
     monkeypatch.setattr(engine._Run, "candidate", counted)
     warm = engine.lint_paths([root], config, jobs=1, cache_dir=tmp_path / "cache")
     assert warm == cold and asked == []
+
+
+def test_the_offers_digests_outlive_a_run_that_changes_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save prunes the digests of modules that no longer exist: not those stored by kind."""
+    import json
+
+    import esper_lint.cache
+    from esper_lint import engine
+
+    monkeypatch.setattr(esper_lint.cache, "RACY_WINDOW_NS", 0)  # trust every signature
+    root = tmp_path / "proj"
+    project_of(
+        root,
+        {
+            "low.py": "def helper():\n    print('done')\n",
+            "train.py": "from low import helper\ndef end():\n    helper()\n",
+            "other.py": "x = 1\n",
+        },
+    )
+    config = Config(root=root)
+    engine.lint_paths([root], config, jobs=1, cache_dir=tmp_path / "cache")
+    (root / "other.py").write_text("x = 2\n")
+    engine.lint_paths([root], config, jobs=1, cache_dir=tmp_path / "cache")
+    (document,) = (tmp_path / "cache").rglob("*.json")
+    keys = json.loads(document.read_text())["summaries"]
+    assert any(key.startswith("offers:") and key.endswith("low.py") for key in keys)
