@@ -181,7 +181,8 @@ def _compound_binds(unit: bytes) -> frozenset[str]:
 
 
 def _split_assignment(body: bytes) -> tuple[bytes, bool, bytes]:
-    """The text left of the first top-level ``=`` that is not a comparison, and the rest."""
+    """The text left of the first ``=`` that is not part of a comparison, and the rest (inside
+    brackets too: ``f(a=1)`` binds ``f`` and ``a``, more names than it does, never fewer)."""
     for match in re.finditer(rb"(?<![=!<>])=(?!=)", body):
         return body[: match.start()], True, body[match.end() :]
     return body, False, b""
@@ -194,8 +195,10 @@ def _words(text: bytes) -> Iterator[str]:
             yield word
 
 
+# A dotted name and the bracket that calls it, on the next line too (``sync_all\n(...)`` inside
+# brackets): a false match only makes more units offer.
 _CALLED = re.compile(
-    rb"(?<![\w.])(" + _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*)[ \t]*\("
+    rb"(?<![\w.])(" + _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*)\s*\("
 )
 _DECORATOR = re.compile(
     rb"^[ \t]*@[ \t]*(" + _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*)", re.MULTILINE
