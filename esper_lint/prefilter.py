@@ -165,17 +165,9 @@ def _predicate(
     return is_candidate
 
 
-def contribution_predicate(config: Config) -> Callable[[bytes], bool]:
-    """``contributes(source)``: could this module give its importers anything, by itself?
-
-    It must name a symmetric call or a rank source (a rank-zero decorator tests the rank, so it
-    names one too, or calls a module that does: ``analysis.offers`` follows the imports).
-    """
-    return _predicate(*contribution_words(config))
-
-
 def contribution_words(config: Config) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
-    """The words through which a module contributes: symmetric call names and rank sources, and
+    """The words through which a module contributes: symmetric call names and rank sources (a
+    rank-zero decorator tests the rank, so it names one too, or calls a module that does), and
     the (word, receiver part) pairs that count only in a text holding both."""
     from esper_lint.analysis.rank import RANK_CALLS, RANK_ENV_VARS, RANK_FLAG_CALLS, RANK_NAMES
 
@@ -191,8 +183,8 @@ def symmetric_words(config: Config) -> tuple[frozenset[str], frozenset[tuple[str
 
 def candidate_predicate(config: Config) -> Callable[[bytes], bool]:
     """``is_candidate(source)``: could this file hold a symmetric call under ``config``? Only a
-    name outside comments and plain strings counts (a rank source may be a string, ``"RANK"``,
-    so ``contribution_predicate`` reads them all)."""
+    name outside comments and plain strings counts (a rank source may be a string, ``"RANK"``:
+    ``analysis.offers`` keeps those for ``contribution_words``)."""
     return _predicate(*symmetric_words(config), in_code=True)
 
 

@@ -22,7 +22,6 @@ from esper_lint.config import Config
 from esper_lint.prefilter import (
     candidate_predicate,
     code_only,
-    contribution_predicate,
     core_substrings,
     names_pattern,
 )
@@ -79,11 +78,6 @@ def test_names_only_in_comments_or_plain_strings_do_not_make_candidates() -> Non
     # an f-string's braces hold code
     assert is_candidate(b'print(f"loss {accelerator.reduce(loss)}")\n')
     assert is_candidate(b"print(rb'x', F'{dist.barrier()}')\n")
-
-
-def test_rank_sources_in_strings_still_make_a_module_contribute() -> None:
-    contributes = contribution_predicate(DEFAULT)
-    assert contributes(b"def is_main():\n    return os.environ['RANK'] == '0'\n")
 
 
 def _identifiers(source: str) -> set[str]:

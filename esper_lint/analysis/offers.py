@@ -53,8 +53,9 @@ Read = tuple[Target, bool]
 PairWords = dict[bytes, frozenset[str]]  # a pair's receiver part (lowered) -> its words
 
 _IDENTIFIER = rb"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED = _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*"
 # A dotted name, not the tail of another (``f().x``: its words are checked anyway).
-_CHAIN = re.compile(rb"(?<![\w.])" + _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*")
+_CHAIN = re.compile(rb"(?<![\w.])" + _DOTTED)
 _WORD = re.compile(_IDENTIFIER)
 _UNIT_START = re.compile(rb"^[^ \t\r\n\f]", re.MULTILINE)
 _CONTINUES = re.compile(rb"(?:elif|else|except|finally|case)\b")
@@ -197,12 +198,8 @@ def _words(text: bytes) -> Iterator[str]:
 
 # A dotted name and the bracket that calls it, on the next line too (``sync_all\n(...)`` inside
 # brackets): a false match only makes more units offer.
-_CALLED = re.compile(
-    rb"(?<![\w.])(" + _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*)\s*\("
-)
-_DECORATOR = re.compile(
-    rb"^[ \t]*@[ \t]*(" + _IDENTIFIER + rb"(?:[ \t]*\.[ \t]*" + _IDENTIFIER + rb")*)", re.MULTILINE
-)
+_CALLED = re.compile(rb"(?<![\w.])(" + _DOTTED + rb")\s*\(")
+_DECORATOR = re.compile(rb"^[ \t]*@[ \t]*(" + _DOTTED + rb")", re.MULTILINE)
 _CLASS_HEADER = re.compile(rb"^[ \t]*class[ \t]+" + _IDENTIFIER + rb"[ \t]*\(", re.MULTILINE)
 
 
@@ -245,7 +242,7 @@ def _bracketed(text: bytes, start: int) -> bytes:
 def _chains(text: bytes) -> set[Chain]:
     found = set()
     for raw in set(_CHAIN.findall(text)):
-        parts = tuple(p.strip().decode("ascii") for p in raw.split(b"."))
+        parts = _split(raw)
         if parts[0] not in _KEYWORDS:
             found.add(parts)
     return found
@@ -308,11 +305,14 @@ class Vocabulary:
     pairs: tuple[tuple[bytes, frozenset[str]], ...]  # lowered receiver part -> its words
 
     @classmethod
-    def of(cls, words: re.Pattern[bytes], pairs: Iterable[tuple[str, str]]) -> Vocabulary:
+    def of(cls, words: Iterable[str], pairs: Iterable[tuple[str, str]]) -> Vocabulary:
+        from esper_lint.prefilter import names_pattern
+
         by_part: dict[bytes, set[str]] = {}
         for word, part in pairs:
             by_part.setdefault(part.lower().encode("utf-8"), set()).add(word)
-        return cls(words, tuple((part, frozenset(w)) for part, w in sorted(by_part.items())))
+        parts = tuple((part, frozenset(w)) for part, w in sorted(by_part.items()))
+        return cls(names_pattern(words), parts)
 
     def pair_words(self, lowered_code: bytes) -> PairWords:
         """The pairs' words that may count in a module, by receiver part."""

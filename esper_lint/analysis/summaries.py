@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -217,8 +216,8 @@ class Project:
         if self._offers is None:
             from esper_lint.prefilter import contribution_words, symmetric_words
 
-            contributes = Vocabulary.of(*_pattern_and_pairs(contribution_words(self.config)))
-            calls = Vocabulary.of(*_pattern_and_pairs(symmetric_words(self.config)))
+            contributes = Vocabulary.of(*contribution_words(self.config))
+            calls = Vocabulary.of(*symmetric_words(self.config))
             self._offers = OfferGraph(self.index, (contributes, calls))
         return self._offers
 
@@ -400,12 +399,3 @@ def summary_of(walker: Walker) -> ModuleSummary:
     defined = set(summary.functions) | set(summary.classes)
     summary.aliases = {k: v for k, v in walker.imports.aliases.items() if k not in defined}
     return summary
-
-
-def _pattern_and_pairs(
-    words: tuple[frozenset[str], frozenset[tuple[str, str]]],
-) -> tuple[re.Pattern[bytes], frozenset[tuple[str, str]]]:
-    from esper_lint.prefilter import names_pattern
-
-    names, pairs = words
-    return names_pattern(names), pairs
