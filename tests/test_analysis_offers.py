@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_analysis_project import cli, put
+from test_analysis_project import put
 
 from esper_lint.analysis import offers
 from esper_lint.analysis.project import ProjectIndex
@@ -240,22 +240,6 @@ def test_a_quiet_read_depends_on_the_modules_behind_it(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text(COMM.replace("sync", "helper"))
     changed = project_of(tmp_path, {})._offer_graph()
     assert changed.digest("b", OFFERS_CALLS) != before
-
-
-def test_a_file_is_checked_again_when_a_module_two_imports_away_starts_offering(
-    tmp_path: Path,
-) -> None:
-    root = tmp_path / "proj"
-    put(root, "pyproject.toml", "")
-    helper = put(root, "low.py", "def helper():\n    print('done')\n")
-    put(root, "mid.py", "from low import helper\ndef step():\n    helper()\n")
-    train = "from mid import step\ndef end(rank):\n    if rank == 0:\n        step()\n"
-    put(root, "train.py", train)
-    cache = tmp_path / "cache"
-    assert cli(".", cwd=root, cache=cache) == (0, "")
-    helper.write_text("import torch.distributed as dist\ndef helper():\n    dist.barrier()\n")
-    code, out = cli(".", cwd=root, cache=cache)
-    assert code == 1 and out.startswith("train.py:4:9: ESP004 mid.py: step() -> low.py: helper()")
 
 
 def test_the_gate_gives_the_results_of_summarising_every_module(tmp_path: Path) -> None:

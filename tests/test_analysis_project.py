@@ -235,24 +235,35 @@ def test_editing_a_dependency_changes_the_warm_run(tmp_path: Path) -> None:
     assert cli("train.py", cwd=root, cache=cache) == cold
 
 
+@pytest.mark.parametrize(
+    ("relay", "chain"),
+    [
+        ({}, "helpers.py: finish() -> dist.barrier()"),
+        (  # decided on the offers of a module between them, which the edit does not touch
+            {"mid.py": "from helpers import finish\ndef finish_all():\n    finish()\n"},
+            "mid.py: finish_all() -> helpers.py: finish() -> dist.barrier()",
+        ),
+    ],
+)
 def test_a_file_skipped_by_the_prefilter_is_checked_again_when_its_import_changes(
-    tmp_path: Path,
+    tmp_path: Path, relay: dict[str, str], chain: str
 ) -> None:
     root = tmp_path / "proj"
     put(root, "pyproject.toml", "")
     helpers = put(root, "helpers.py", "def finish():\n    print('done')\n")
-    put(
-        root,
-        "train.py",
-        "from helpers import finish\ndef end(rank):\n    if rank == 0:\n        finish()\n",
+    for name, text in relay.items():
+        put(root, name, text)
+    called = "finish_all" if relay else "finish"
+    source = "mid" if relay else "helpers"
+    train = (
+        f"from {source} import {called}\ndef end(rank):\n    if rank == 0:\n        {called}()\n"
     )
+    put(root, "train.py", train)
     cache = tmp_path / "cache"
     assert cli(".", cwd=root, cache=cache) == (0, "")
     helpers.write_text("import torch.distributed as dist\ndef finish():\n    dist.barrier()\n")
     code, out = cli(".", cwd=root, cache=cache)
-    assert code == 1 and out.startswith(
-        "train.py:4:9: ESP004 helpers.py: finish() -> dist.barrier()"
-    )
+    assert code == 1 and out.startswith(f"train.py:4:9: ESP004 {chain}")
 
 
 @pytest.mark.parametrize("name", ["import_cycle", "init_reexports"])
