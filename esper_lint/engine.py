@@ -87,7 +87,9 @@ class _Pending:
     signature: Signature | None
     source: bytes
     digest: str
-    candidate: bool
+    # None: it names no symmetric call, but calls into project modules that may offer one; their
+    # summaries decide, in the process that checks it (summaries are most of a cold run)
+    candidate: bool | None
     root: str | None  # the project root, None for a file outside any project
     partial: bool = False  # may be parsed partly (esper_lint.partial): no candidate imports it
 
@@ -110,8 +112,9 @@ def _raw(diagnostic: Diagnostic) -> RawDiagnostic:
 
 
 # The diagnostics of one file, whether they may be cached (not after an internal error, which
-# may be transient, such as a MemoryError), and the summaries of the modules it depends on.
-Checked = tuple[tuple[RawDiagnostic, ...], bool, tuple[DependencyDigest, ...]]
+# may be transient, such as a MemoryError), the summaries of the modules it depends on, and
+# whether it is a parse candidate.
+Checked = tuple[tuple[RawDiagnostic, ...], bool, tuple[DependencyDigest, ...], bool]
 
 # The projects of this process (each pool worker has its own), by root. The index alone needs
 # no libcst: a run that parses nothing must not import it.
@@ -168,22 +171,42 @@ def imports_project_modules(root: str, config: Config, source: bytes, path: Path
 
 
 def _check_one(
-    source: bytes, path: str, config: Config, root: str | None, partial: bool = False
+    source: bytes,
+    path: str,
+    config: Config,
+    root: str | None,
+    partial: bool = False,
+    candidate: bool | None = True,
 ) -> Checked:
+    """Check one file; a file whose candidacy is undecided (``None``) is decided first, and not
+    parsed when it is no candidate (unless the prefilter is off)."""
     from esper_lint.checker import TOO_DEEP, check_source
 
     project = project_at(root, config) if root is not None else None
+    if candidate is None:
+        candidate = project is None or _imports_offering(project, source, Path(path))
+        if not candidate and _gated:
+            assert project is not None
+            return (), True, _dependencies(project, Path(path)), False
     context = project.context(Path(path)) if project is not None else None
     try:
         diagnostics = check_source(source, path, config, context, partial=partial)
     except Exception as error:  # check_source must not raise; never let one file stop the run
         message = f"file could not be analysed: internal error: {type(error).__name__}: {error}"
-        return ((1, 1, 1, 1, "ESP901", message),), False, ()
+        return ((1, 1, 1, 1, "ESP901", message),), False, (), candidate
     # An ESP901 other than "too deep" is an internal error, maybe transient (MemoryError):
     # caching it would replay it on every warm run.
     cacheable = all(d.code != "ESP901" or d.message == TOO_DEEP for d in diagnostics)
     dependencies = _dependencies(project, Path(path)) if project is not None else ()
-    return tuple(_raw(diagnostic) for diagnostic in diagnostics), cacheable, dependencies
+    raw = tuple(_raw(diagnostic) for diagnostic in diagnostics)
+    return raw, cacheable, dependencies, candidate
+
+
+def _imports_offering(project: Project, source: bytes, path: Path) -> bool:
+    try:
+        return project.imports_offering(source, path)
+    except Exception:  # like check_source's: one file's summaries must not stop the run
+        return True  # undecided: parsing it is always correct, and reports what failed
 
 
 def _dependencies(project: Project, path: Path) -> tuple[DependencyDigest, ...]:
@@ -201,8 +224,9 @@ def _dependencies(project: Project, path: Path) -> tuple[DependencyDigest, ...]:
 
 
 _worker_config: Config | None = None
-# (source, path, project root, may be parsed partly) of one file to check in a worker
-_Payload = tuple[bytes, str, str | None, bool]
+# (source, path, project root, may be parsed partly, candidate or undecided) of one file to
+# check in a worker
+_Payload = tuple[bytes, str, str | None, bool, bool | None]
 
 
 def _init_worker(config: Config, gated: bool) -> None:
@@ -214,9 +238,7 @@ def _init_worker(config: Config, gated: bool) -> None:
 def _check_chunk(chunk: list[_Payload]) -> list[Checked]:
     assert _worker_config is not None
     config = _worker_config
-    return [
-        _check_one(source, path, config, root, partial) for source, path, root, partial in chunk
-    ]
+    return [_check_payload(payload, config) for payload in chunk]
 
 
 def _chunks(items: list[_Pending], count: int) -> list[list[_Pending]]:
@@ -255,29 +277,35 @@ def _check_in_pool(pending: list[_Pending], config: Config, jobs: int) -> list[C
             initializer=_init_worker,
             initargs=(config, _gated),
         ) as pool:
-            payloads = [
-                [(item.source, str(item.path), item.root, item.partial) for item in chunk]
-                for chunk in chunks
-            ]
+            payloads = [[_payload(item) for item in chunk] for chunk in chunks]
             for chunk, chunk_results in zip(chunks, pool.map(_check_chunk, payloads), strict=True):
                 for item, result in zip(chunk, chunk_results, strict=True):
                     results[id(item)] = result
     except (BrokenProcessPool, OSError):
         pass  # a worker died or no pool could start: finish what is left in this process
     return [
-        results[id(item)]
-        if id(item) in results
-        else _check_one(item.source, str(item.path), config, item.root, item.partial)
+        results[id(item)] if id(item) in results else _check_pending(item, config)
         for item in pending
     ]
+
+
+def _payload(item: _Pending) -> _Payload:
+    return item.source, str(item.path), item.root, item.partial, item.candidate
+
+
+def _check_payload(payload: _Payload, config: Config) -> Checked:
+    source, path, root, partial, candidate = payload
+    return _check_one(source, path, config, root, partial, candidate)
+
+
+def _check_pending(item: _Pending, config: Config) -> Checked:
+    return _check_payload(_payload(item), config)
 
 
 def _analyse(pending: list[_Pending], config: Config, jobs: int) -> list[Checked]:
     if jobs > 1 and len(pending) >= MIN_CANDIDATES_FOR_POOL:
         return _check_in_pool(pending, config, jobs)
-    return [
-        _check_one(item.source, str(item.path), config, item.root, item.partial) for item in pending
-    ]
+    return [_check_pending(item, config) for item in pending]
 
 
 class _KnownStats:
@@ -335,7 +363,10 @@ class _Run:
             self.roots[directory] = root
         return root
 
-    def candidate(self, source: bytes, path: Path, root: str) -> bool:
+    def candidate(self, source: bytes, path: Path, root: str) -> bool | None:
+        """Whether the file is a parse candidate, decided on its text and the offer graph; None
+        when it calls into project modules that may offer it a symmetric call, so that their
+        summaries decide (``_check_one``, in a pool worker when there is a pool)."""
         if self.is_candidate is None:
             from esper_lint.prefilter import candidate_predicate
 
@@ -349,7 +380,7 @@ class _Run:
         try:
             if not imports_project_modules(root, self.config, source, path):
                 return False
-            return project_at(root, self.config).imports_offering(source, path)
+            return None if project_at(root, self.config).offering_imports(source, path) else False
         except (RecursionError, MemoryError, OSError, ValueError):
             return True  # undecided: parsing it is always correct
 
@@ -432,7 +463,7 @@ class _Run:
                 return
         root = self.root_of(path)
         candidate = self.candidate(source, path, root)
-        if candidate or not self.prefilter:
+        if candidate is not False or not self.prefilter:
             pending = _Pending(path, entry_key, signature, source, digest, candidate, root)
             self.pending.append(pending)
             return
@@ -469,12 +500,14 @@ class _Run:
         if self.partial:
             self.allow_partial_parses()
         checked = _analyse(self.pending, self.config, jobs)
-        for item, (raw, cacheable, dependencies) in zip(self.pending, checked, strict=True):
-            if not item.candidate:
+        for item, (raw, cacheable, dependencies, candidate) in zip(
+            self.pending, checked, strict=True
+        ):
+            if not candidate:
                 raw = tuple(d for d in raw if d[4] not in CANDIDATE_ONLY_CODES)
             if self.cache is not None and cacheable:
                 self.note_summaries(dependencies)
-                result = FileResult(item.digest, item.candidate, raw, dependencies)
+                result = FileResult(item.digest, candidate, raw, dependencies)
                 self.cache.store(item.entry_key, item.signature, result)
             self.raw_by_path.append((item.path, raw))
 

@@ -267,3 +267,62 @@ def test_an_internal_error_is_not_cached(tmp_path: Path, monkeypatch: pytest.Mon
     assert [d.code for d in failed.diagnostics] == ["ESP901"]
     again = lint_paths([tmp_path], config, jobs=1, cache_dir=cache_dir)
     assert [(d.line, d.code) for d in again.diagnostics] == [(3, "ESP004")]
+
+
+HELPERS = textwrap.dedent(
+    """
+    import torch.distributed as dist
+
+    def finish():
+        dist.barrier()
+
+    def label():
+        return "barrier"  # names a symmetric call as a word, makes none
+    """
+)
+
+
+def summaries_decide(root: Path, users: int, quiet: int) -> None:
+    """Files that name no symmetric call and call into ``helpers``, whose summary decides: the
+    users call ``finish`` (a barrier) under a rank test, the quiet ones ``label`` (nothing)."""
+    (root / "pyproject.toml").write_text("")
+    (root / "helpers.py").write_text(HELPERS)
+    for index in range(users):
+        (root / f"user{index}.py").write_text(
+            "from helpers import finish\n\ndef end(rank):\n    if rank == 0:\n        finish()\n"
+        )
+    for index in range(quiet):
+        (root / f"quiet{index}.py").write_text(
+            "from helpers import label\n\ndef end(rank):\n    if rank == 0:\n        label()\n"
+        )
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_files_decided_on_summaries_are_decided_where_they_are_checked(
+    tmp_path: Path, jobs: int
+) -> None:
+    """The summaries that decide whether a file is a candidate are computed in the process that
+    checks it: with a pool, its workers, so the main process summarises nothing."""
+    import esper_lint.engine as engine
+
+    summaries_decide(tmp_path, users=MIN_CANDIDATES_FOR_POOL, quiet=MIN_CANDIDATES_FOR_POOL)
+    result = lint_paths([tmp_path], Config(root=tmp_path), jobs=jobs, use_cache=False)
+    flagged = sorted(Path(d.path).name for d in result.diagnostics if d.code == "ESP004")
+    assert flagged == [f"user{index}.py" for index in range(MIN_CANDIDATES_FOR_POOL)]
+    main_summaries = [s for p in engine._projects.values() for s in p.summaries.values() if s]
+    assert bool(main_summaries) == (jobs == 1)
+
+
+def test_a_file_decided_in_a_worker_is_checked_again_when_its_helper_changes(
+    tmp_path: Path,
+) -> None:
+    summaries_decide(tmp_path, users=MIN_CANDIDATES_FOR_POOL, quiet=1)
+    config = Config(root=tmp_path)
+    cache = tmp_path / ".cache"
+    cold = lint_paths([tmp_path], config, jobs=2, cache_dir=cache)
+    assert not any("quiet0.py" in d.path for d in cold.diagnostics)
+    assert lint_paths([tmp_path], config, jobs=2, cache_dir=cache) == cold
+    (tmp_path / "helpers.py").write_text(HELPERS.replace('return "barrier"', "dist.barrier()"))
+    warm = lint_paths([tmp_path], config, jobs=2, cache_dir=cache)
+    assert [d.line for d in warm.diagnostics if "quiet0.py" in d.path] == [5]
+    assert warm == lint_paths([tmp_path], config, jobs=1, use_cache=False)

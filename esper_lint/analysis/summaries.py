@@ -267,20 +267,31 @@ class Project:
     def imports_offering(self, source: bytes, path: Path) -> bool:
         """Whether a file that names no symmetric call still imports one from the project, and
         names it (a function, its class, a decorator, a module re-exporting one)."""
+        offering = self.offering_imports(source, path)
+        return bool(offering) and self.names_offered(source, path, offering)
+
+    def offering_imports(self, source: bytes, path: Path) -> set[str]:
+        """The project modules a file calls into that may offer it a symmetric call, decided on
+        their text alone (every project module it imports, ungated). Without one, the file
+        imports no symmetric call; with one, ``names_offered`` decides on their summaries."""
+        name = self.index.module_name(path) or ""
+        is_package = path.name == "__init__.py"
+        if not self.gated:
+            return set(self.project_imports(source, name, is_package))
+        graph = self._offer_graph()
+        reads = graph.read_targets(source, name, is_package)
+        offering = graph.offering_modules(reads, OFFERS_CALLS)
+        # What it reads from the other modules offers no call, until one of them changes
+        # what it offers; what the offering ones offer is decided on their summaries.
+        quiet = {target[0] for target, _ in reads} - offering
+        self.offer_reads.setdefault(name, set()).update(quiet)
+        return offering
+
+    def names_offered(self, source: bytes, path: Path, offering: set[str]) -> bool:
+        """Whether the file names what the ``offering`` modules' summaries offer it."""
         from esper_lint.prefilter import names_pattern
 
         name = self.index.module_name(path) or ""
-        is_package = path.name == "__init__.py"
-        if self.gated:
-            graph = self._offer_graph()
-            reads = graph.read_targets(source, name, is_package)
-            offering = graph.offering_modules(reads, OFFERS_CALLS)
-            # What it reads from the other modules offers no call, until one of them changes
-            # what it offers; what the offering ones offer is decided on their summaries.
-            quiet = {target[0] for target, _ in reads} - offering
-            self.offer_reads.setdefault(name, set()).update(quiet)
-        else:
-            offering = set(self.project_imports(source, name, is_package))
         offered: frozenset[str] = frozenset()
         for module in sorted(offering):
             offered |= self.offered_names(module, name)
