@@ -210,6 +210,8 @@ def _applies(
 ) -> bool:
     if entry.required_keyword is not None and not _passes_true(call, entry.required_keyword):
         return False
+    if qualified is not None and qualified in entry.not_qualified:
+        return False
     if qualified is not None and qualified in entry.qualified:
         return True
     func = call.func

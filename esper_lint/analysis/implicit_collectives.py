@@ -17,6 +17,9 @@ How a call is recognised (``ImplicitCollective`` fields; an entry matches when o
   in the same scope to the result of a call whose qualified name starts with one of these
   (``metric = torchmetrics.Accuracy(...)``; ``model = DDP(model)``;
   ``engine, *_ = deepspeed.initialize(...)``, whose first element is the engine);
+- ``not_qualified``: never when the callee resolves through imports to one of these names, whatever
+  the other fields say (``dist_autograd.backward(ctx, [loss])``, RPC's distributed autograd, is
+  not ``Tensor.backward``);
 - ``required_keyword``: only when the call passes this keyword with a value other than
   ``False``/``None``/``0`` (``self.log(..., sync_dist=True)``);
 - ``disabled_by``: a constructor keyword that, passed as ``False``, makes the bound value's
@@ -59,6 +62,7 @@ class ImplicitCollective:
     qualified: tuple[str, ...] = ()
     bound_to: tuple[str, ...] = ()
     calls_bound: bool = False
+    not_qualified: tuple[str, ...] = ()
     required_keyword: str | None = None
     disabled_by: str | None = None
     # the word whose presence the prefilter needs, when the names are not it (see prefilter_words)
@@ -452,6 +456,7 @@ IMPLICIT_COLLECTIVES: tuple[ImplicitCollective, ...] = (
         library="torch",
         names=("backward",),
         any_receiver=True,
+        not_qualified=("torch.distributed.autograd.backward",),
         backends=ALL,
         why="it reduces the gradients across ranks",
         sources=("https://docs.pytorch.org/docs/stable/notes/ddp.html",),
@@ -538,6 +543,8 @@ def recognition(entry: ImplicitCollective) -> str:
             prefixes = " or ".join(f"`{prefix}`" for prefix in entry.bound_to)
             ways.append(f"{names} on a value bound to a call of {prefixes}")
     text = "; or ".join(ways)
+    if entry.not_qualified:
+        text += " (not " + ", ".join(f"`{name}`" for name in entry.not_qualified) + ")"
     if entry.required_keyword is not None:
         text += f", with `{entry.required_keyword}=` not `False`"
     if entry.disabled_by is not None:
