@@ -378,6 +378,13 @@ class OfferGraph:
         self._importers: dict[str, set[str]] = {}
         self._unsettled: tuple[set[str], ...] = tuple(set() for _ in self.vocabularies)
         self._resolved: dict[tuple[str, tuple[str, ...]], Target | None] = {}
+        # Per vocabulary, what is known of a settled module: its offered set no longer changes
+        # (everything it imports, transitively, was loaded before it settled), so neither do
+        # these. Every file checked asks for them again, for each module it depends on.
+        self._digests: tuple[dict[str, str], ...] = tuple({} for _ in self.vocabularies)
+        self._quiet_reads: tuple[dict[str, tuple[str, ...]], ...] = tuple(
+            {} for _ in self.vocabularies
+        )
 
     def offers(self, name: str, kind: int = 0) -> bool:
         """Whether importing module ``name`` can give an importer anything of vocabulary
@@ -420,23 +427,34 @@ class OfferGraph:
         pending = list(modules)
         while pending:
             module = pending.pop()
-            if module in closure:
-                continue
-            closure.add(module)
-            self._load(module)
-            self._settle(kind)
-            facts = self.modules.get(module)
-            if facts is None:
-                continue
+            if module not in closure:
+                closure.add(module)
+                pending.extend(self._quiet_reads_of(module, kind))
+        return closure
+
+    def _quiet_reads_of(self, module: str, kind: int) -> tuple[str, ...]:
+        """The modules read by ``module``'s units that offer nothing, and its star imports."""
+        known = self._quiet_reads[kind].get(module)
+        if known is not None:
+            return known
+        self._load(module)
+        self._settle(kind)
+        facts = self.modules.get(module)
+        reads: set[str] = set()
+        if facts is not None:
             offered = self.offered[kind][module]
             for unit in facts.units:
                 if not unit.binds <= offered:
-                    pending.extend(target[0] for target, _ in unit.external)
-            pending.extend(facts.stars)
-        return closure
+                    reads.update(target[0] for target, _ in unit.external)
+            reads.update(facts.stars)
+        found = self._quiet_reads[kind][module] = tuple(sorted(reads))
+        return found
 
     def digest(self, name: str, kind: int) -> str:
         """Changes when what module ``name`` offers in vocabulary ``kind`` changes."""
+        known = self._digests[kind].get(name)
+        if known is not None:
+            return known
         self._load(name)
         self._settle(kind)
         facts = self.modules.get(name)
@@ -448,7 +466,10 @@ class OfferGraph:
                 f"{offered} class" if offered in facts.classes else offered
                 for offered in sorted(self.offered[kind].get(name, ()))
             )
-        return blake2b(material.encode("utf-8"), digest_size=16).hexdigest()
+        found = self._digests[kind][name] = blake2b(
+            material.encode("utf-8"), digest_size=16
+        ).hexdigest()
+        return found
 
     def _offers_module(self, name: str, kind: int) -> bool:
         facts = self.modules.get(name)

@@ -99,6 +99,9 @@ class ModuleSummary:
         return blake2b(encoded, digest_size=16).hexdigest()
 
 
+NO_SUMMARY_DIGEST = blake2b(b"no summary", digest_size=16).hexdigest()
+
+
 class Project:
     """The summaries of one project's modules, computed on demand and kept."""
 
@@ -124,6 +127,9 @@ class Project:
         self._offering: set[str] = set()
         self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
         self.tree_bytes = 0
+        # the digests of final summaries: each checked file's cache entry lists every module it
+        # depends on, thousands in a large connected project
+        self._digests: dict[str, str] = {}
 
     def context(self, path: Path) -> ModuleContext:
         name = self.index.module_name(path) or ""
@@ -307,10 +313,14 @@ class Project:
         return self._offer_graph().digest(name, OFFERS_CALLS)
 
     def summary_digest(self, name: str) -> str:
+        known = self._digests.get(name)
+        if known is not None:
+            return known
         summary = self.summary(name)
-        if summary is None:
-            return blake2b(b"no summary", digest_size=16).hexdigest()
-        return summary.digest()
+        digest = NO_SUMMARY_DIGEST if summary is None else summary.digest()
+        if name in self.summaries:  # final; a provisional one may still change
+            self._digests[name] = digest
+        return digest
 
     def project_imports(self, source: bytes, name: str, is_package: bool) -> Iterator[str]:
         for imported in imported_modules(source, name, is_package):
