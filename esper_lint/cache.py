@@ -11,13 +11,17 @@ Layout::
 sources, the project root, the ``extend_*`` settings and ``backends`` (the only configuration the
 analysis reads). The document maps each file (relative to the root) to its stat signature, the
 blake2b digest of its bytes, whether it was parsed, its raw diagnostics (before select/ignore, so
-changing those does not invalidate anything) and the project modules its results depend on,
-each with the digest of that module's summary (``analysis.summaries``). A result is reused only
-while every one of those summaries is unchanged: the document also keeps, per module, its stat
-signature and summary digest, so a warm run stats the modules and recomputes the summary of a
-changed one only. A warm run loads one small file and stats each source file; it neither reads
-nor hashes a file whose signature is unchanged. A file whose signature changed is hashed, and any
-entry with the same digest answers for it.
+changing those does not invalidate anything) and the project modules its results depend on:
+those whose summaries its analysis read, each with the digest of its bytes, and those whose offers
+decided it is no candidate, each with the digest of what it offers (``engine._dependencies``).
+Those dependencies are a transitive closure: in a large connected project thousands of modules
+per file, nearly the same set for every file. So the document holds each distinct (module,
+digest) pair once and each distinct set of pairs once (``_DependencyTable``); an entry names its
+set by index. A result is reused only while every one of those digests is unchanged: the document
+also keeps, per module, its stat signature and digest, so a warm run stats the modules and reads
+again only a changed one. A warm run loads one small file and stats each source file; it neither
+reads nor hashes a file whose signature is unchanged. A file whose signature changed is hashed,
+and any entry with the same digest answers for it.
 
 Nothing read back is trusted: a document or entry that does not have exactly the expected shape
 is ignored (and rebuilt on the next write). Writes go to a temporary file in the same directory
@@ -35,6 +39,7 @@ import time
 from dataclasses import dataclass
 from hashlib import blake2b
 from pathlib import Path
+from typing import TypeGuard
 
 import esper_lint
 from esper_lint.config import Config
@@ -42,13 +47,14 @@ from esper_lint.config import Config
 CACHE_DIR_NAME = ".esper_lint_cache"
 CACHE_DIR_ENV = "ESPER_LINT_CACHE_DIR"
 MAGIC = "esper-lint-cache"
-FORMAT = 2
+FORMAT = 3
 # A file modified this recently may change again within the filesystem's timestamp granularity
 # without its signature changing ("racy git"): record no signature, so the next run hashes it.
 RACY_WINDOW_NS = 2_000_000_000
 # Documents of other configurations or builds that nobody wrote for this long are deleted.
 STALE_DOCUMENT_SECONDS = 30 * 24 * 3600
-# Far above any real document (about 200 bytes per file); anything larger is not ours.
+# Far above any real document (about 200 bytes per file, and each distinct set of dependencies
+# once: 11 MB for transformers' 2,951 files); anything larger is not ours, and is never written.
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 
@@ -56,6 +62,9 @@ READ_CHUNK_BYTES = 1024 * 1024
 RawDiagnostic = tuple[int, int, int, int, str, str]
 # (mtime_ns, ctime_ns, size, inode); None when the file was too fresh to trust.
 Signature = tuple[int, int, int, int]
+# (path of a module a result depends on, the digest of that module's summary or offers)
+Dependency = tuple[str, str]
+Dependencies = tuple[Dependency, ...]
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,11 @@ class FileResult:
     parsed: bool
     diagnostics: tuple[RawDiagnostic, ...]
     # (module path, summary digest) of each project module the result depends on
-    dependencies: tuple[tuple[str, str], ...] = ()
+    dependencies: Dependencies = ()
+
+
+# The digest of a module that could not be read: no blake2b digest of any bytes.
+MISSING = "0" * 32
 
 
 def digest_of(source: bytes) -> str:
@@ -130,7 +143,7 @@ def cache_key(config: Config) -> str:
     return blake2b(encoded, digest_size=12).hexdigest()
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return type(value) is int
 
 
@@ -145,15 +158,17 @@ def _parse_diagnostic(value: object) -> RawDiagnostic | None:
     return (line, column, end_line, end_column, code, message)
 
 
-def _parse_entry(value: object) -> tuple[Signature | None, FileResult] | None:
+def _parse_entry(
+    value: object, table: _DependencyTable
+) -> tuple[Signature | None, FileResult] | None:
     """A stored entry, or None if it is not exactly the shape this version writes."""
     if not (isinstance(value, list) and len(value) == 5):
         return None
-    raw_signature, digest, parsed, raw_diagnostics, raw_dependencies = value
+    raw_signature, digest, parsed, raw_diagnostics, group = value
     valid, signature = _parse_signature(raw_signature)
     if not valid:
         return None
-    dependencies = _parse_dependencies(raw_dependencies)
+    dependencies = () if group is None else table.group(group)
     if dependencies is None:
         return None
     if not (isinstance(digest, str) and len(digest) == 32 and isinstance(parsed, bool)):
@@ -200,18 +215,82 @@ def _is_digest(value: object) -> bool:
     return any(value.startswith(kind) and len(value) == len(kind) + 32 for kind in DIGEST_KINDS)
 
 
-def _parse_dependencies(value: object) -> tuple[tuple[str, str], ...] | None:
-    if not isinstance(value, list):
+def _parse_dependency(value: object) -> Dependency | None:
+    if not (isinstance(value, list) and len(value) == 2):
         return None
-    found = []
-    for item in value:
-        if not (isinstance(item, list) and len(item) == 2):
+    path, digest = value
+    if not (isinstance(path, str) and _is_digest(digest)):
+        return None
+    return (path, digest)
+
+
+class _DependencyTable:
+    """A document's dependencies, each distinct one once: ``pairs`` lists the (module path,
+    digest) pairs, ``groups`` the sets of them that entries depend on, each as indices into
+    ``pairs``. Read lazily and checked as read: a malformed pair or group makes only the
+    entries that name it invalid. Every entry naming a group shares one tuple."""
+
+    def __init__(self, pairs: object = None, groups: object = None) -> None:
+        self.raw_pairs = pairs if isinstance(pairs, list) else []
+        self.raw_groups = groups if isinstance(groups, list) else []
+        self._pairs: dict[int, Dependency | None] = {}
+        self._groups: dict[int, Dependencies | None] = {}
+
+    def group(self, index: object) -> Dependencies | None:
+        if not (_is_int(index) and 0 <= index < len(self.raw_groups)):
             return None
-        path, digest = item
-        if not (isinstance(path, str) and _is_digest(digest)):
+        if index not in self._groups:
+            self._groups[index] = self._parse_group(self.raw_groups[index])
+        return self._groups[index]
+
+    def _parse_group(self, value: object) -> Dependencies | None:
+        if not (isinstance(value, list) and value):
             return None
-        found.append((path, digest))
-    return tuple(found)
+        found = []
+        for index in value:
+            pair = self._pair(index)
+            if pair is None:
+                return None
+            found.append(pair)
+        return tuple(found)
+
+    def _pair(self, index: object) -> Dependency | None:
+        if not (_is_int(index) and 0 <= index < len(self.raw_pairs)):
+            return None
+        if index not in self._pairs:
+            self._pairs[index] = _parse_dependency(self.raw_pairs[index])
+        return self._pairs[index]
+
+
+class _TableBuilder:
+    """The dependency table of a document being written: each distinct pair and group once."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[Dependency, int] = {}
+        self.groups: dict[Dependencies, int] = {}
+
+    def group_index(self, dependencies: Dependencies) -> int | None:
+        """The index of the group, None for no dependencies."""
+        if not dependencies:
+            return None
+        index = self.groups.get(dependencies)
+        if index is None:
+            index = self.groups[dependencies] = len(self.groups)
+        return index
+
+    def encode(self) -> tuple[list[list[str]], list[list[int]]]:
+        pairs: list[list[str]] = []
+        groups: list[list[int]] = []
+        for dependencies in self.groups:
+            indices = []
+            for pair in dependencies:
+                index = self.pairs.get(pair)
+                if index is None:
+                    index = self.pairs[pair] = len(pairs)
+                    pairs.append(list(pair))
+                indices.append(index)
+            groups.append(indices)
+        return pairs, groups
 
 
 def _parse_summary(value: object) -> tuple[Signature, str] | None:
@@ -224,13 +303,15 @@ def _parse_summary(value: object) -> tuple[Signature, str] | None:
     return signature, value[1]
 
 
-def _encode_entry(signature: Signature | None, result: FileResult) -> list[object]:
+def _encode_entry(
+    signature: Signature | None, result: FileResult, table: _TableBuilder
+) -> list[object]:
     return [
         list(signature) if signature is not None else None,
         result.digest,
         result.parsed,
         [list(diagnostic) for diagnostic in result.diagnostics],
-        [list(dependency) for dependency in result.dependencies],
+        table.group_index(result.dependencies),
     ]
 
 
@@ -259,30 +340,43 @@ def _read_document(document_path: Path) -> bytes | None:
     return None if remaining <= 0 else b"".join(chunks)
 
 
-Sections = tuple[dict[str, object], dict[str, object]]
+@dataclass
+class _Document:
+    """The sections of a stored document, decoded from JSON once and parsed entry by entry."""
+
+    files: dict[str, object]
+    summaries: dict[str, object]
+    table: _DependencyTable
+
+    @staticmethod
+    def empty() -> _Document:
+        return _Document({}, {}, _DependencyTable())
+
+    def entry(self, entry_key: str) -> tuple[Signature | None, FileResult] | None:
+        return _parse_entry(self.files.get(entry_key), self.table)
 
 
-def _load_sections(document_path: Path, key: str) -> Sections:
-    """The raw file entries and module summaries of a valid document, read and decoded once;
-    empty for a missing, unreadable or foreign one."""
+def _load_document(document_path: Path, key: str) -> _Document:
+    """The valid document at the path; empty for a missing, unreadable or foreign one."""
     try:
         data = _read_document(document_path)
         if data is None:
-            return {}, {}
+            return _Document.empty()
         document = json.loads(data)
     except (OSError, ValueError, RecursionError):
         # ValueError covers JSONDecodeError and UnicodeDecodeError: garbage, truncation.
-        return {}, {}
+        return _Document.empty()
     if not isinstance(document, dict):
-        return {}, {}
+        return _Document.empty()
     if document.get("magic") != MAGIC or document.get("format") != FORMAT:
-        return {}, {}
+        return _Document.empty()
     if document.get("key") != key:
-        return {}, {}
+        return _Document.empty()
     files, summaries = document.get("files"), document.get("summaries")
-    return (
+    return _Document(
         files if isinstance(files, dict) else {},
         summaries if isinstance(summaries, dict) else {},
+        _DependencyTable(document.get("dependencies"), document.get("groups")),
     )
 
 
@@ -294,8 +388,8 @@ class Cache:
         self.root = os.path.abspath(config.root)
         self.key = cache_key(config)
         self.document_path = directory / f"v{esper_lint.__version__}" / f"{self.key}.json"
-        self.entries, self.summaries = _load_sections(self.document_path, self.key)
-        self.updates: dict[str, list[object]] = {}
+        self.document = _load_document(self.document_path, self.key)
+        self.updates: dict[str, tuple[Signature | None, FileResult]] = {}
         self.summary_updates: dict[str, list[object]] = {}
         self.by_digest_index: dict[str, FileResult] | None = None
 
@@ -308,7 +402,7 @@ class Cache:
         """The stored result if the file's signature is unchanged (no read needed)."""
         if signature is None:
             return None
-        parsed = _parse_entry(self.entries.get(entry_key))
+        parsed = self.document.entry(entry_key)
         if parsed is None or parsed[0] != signature:
             return None
         return parsed[1]
@@ -316,13 +410,13 @@ class Cache:
     def by_digest(self, digest: str, entry_key: str) -> FileResult | None:
         """The file's own stored result for these exact bytes, else any other file's that
         depends on no other module (another file's imports resolve from another place)."""
-        own = _parse_entry(self.entries.get(entry_key))
+        own = self.document.entry(entry_key)
         if own is not None and own[1].digest == digest:
             return own[1]
         if self.by_digest_index is None:
             index: dict[str, FileResult] = {}
-            for raw in self.entries.values():
-                parsed = _parse_entry(raw)
+            for raw in self.document.files.values():
+                parsed = _parse_entry(raw, self.document.table)
                 if parsed is not None and not parsed[1].dependencies:
                     index[parsed[1].digest] = parsed[1]
             self.by_digest_index = index
@@ -330,7 +424,7 @@ class Cache:
 
     def summary_digest(self, path: str, signature: Signature | None) -> str | None:
         """The summary digest stored for module ``path`` while its signature is unchanged."""
-        stored = _parse_summary(self.summaries.get(path))
+        stored = _parse_summary(self.document.summaries.get(path))
         if signature is None or stored is None or stored[0] != signature:
             return None
         return stored[1]
@@ -339,54 +433,64 @@ class Cache:
         if signature is None:
             return
         encoded: list[object] = [list(signature), digest]
-        if self.summaries.get(path) != encoded:
+        if self.document.summaries.get(path) != encoded:
             self.summary_updates[path] = encoded
 
     def store(self, entry_key: str, signature: Signature | None, result: FileResult) -> None:
-        encoded = _encode_entry(signature, result)
-        if self.entries.get(entry_key) != encoded:
-            self.updates[entry_key] = encoded
+        if self.document.entry(entry_key) != (signature, result):
+            self.updates[entry_key] = (signature, result)
 
     def save(self) -> str | None:
-        """Write the updated document atomically; a warning if the directory is not writable."""
+        """Write the updated document atomically; a warning if the directory is not writable
+        or the document would be too large to be read back."""
         if not self.updates and not self.summary_updates:
             return None
         try:
-            self._write()
+            return self._write()
         except OSError as error:
             reason = error.strerror or str(error)
             return f"cache directory {self.directory} is not writable ({reason}); ran without cache"
-        return None
 
-    def _write(self) -> None:
+    def _write(self) -> str | None:
         self._prepare_directory()
         # Merge with what another process may have written since we loaded.
         is_new = not self.document_path.exists()
-        stored_entries, stored_summaries = _load_sections(self.document_path, self.key)
-        merged = {**self.entries, **stored_entries, **self.updates}
-        # Deleted and renamed files leave; otherwise every warm run would load them forever.
-        entries = {
-            key: entry
-            for key, entry in merged.items()
-            if key in self.updates or os.path.lexists(os.path.join(self.root, key))
-        }
+        stored = _load_document(self.document_path, self.key)
+        table = _TableBuilder()
+        entries: dict[str, list[object]] = {}
+        for key in {**self.document.files, **stored.files, **self.updates}:
+            entry = self.updates.get(key) or stored.entry(key) or self.document.entry(key)
+            # Deleted and renamed files leave; otherwise every warm run would load them forever.
+            if entry is not None and (
+                key in self.updates or os.path.lexists(os.path.join(self.root, key))
+            ):
+                entries[key] = _encode_entry(entry[0], entry[1], table)
         summaries = {
             key: entry
             for key, entry in {
-                **self.summaries,
-                **stored_summaries,
+                **self.document.summaries,
+                **stored.summaries,
                 **self.summary_updates,
             }.items()
             if key in self.summary_updates or os.path.lexists(_module_path(key))
         }
+        pairs, groups = table.encode()
         document = {
             "magic": MAGIC,
             "format": FORMAT,
             "key": self.key,
             "files": entries,
             "summaries": summaries,
+            "dependencies": pairs,
+            "groups": groups,
         }
         encoded = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        if len(encoded) > MAX_DOCUMENT_BYTES:
+            megabytes = len(encoded) // (1024 * 1024)
+            return (
+                f"cache not written: its document would be {megabytes} MiB, over the "
+                f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB that is read back"
+            )
         import tempfile  # only when an entry changed: a warm run writes nothing
 
         descriptor, temporary = tempfile.mkstemp(
@@ -404,6 +508,7 @@ class Cache:
             raise
         if is_new:
             _remove_stale_documents(self.directory)
+        return None
 
     def _prepare_directory(self) -> None:
         version_dir = self.document_path.parent

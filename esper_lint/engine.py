@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esper_lint.cache import (
+    MISSING,
     OFFERS_PREFIX,
     UNGATED_PREFIX,
     Cache,
+    Dependencies,
+    Dependency,
     FileResult,
     RawDiagnostic,
     Signature,
@@ -94,12 +97,16 @@ class _Pending:
     partial: bool = False  # may be parsed partly (esper_lint.partial): no candidate imports it
 
 
-# (path of a module the file depends on, digest of that module's summary)
-DependencyDigest = tuple[str, str]
-
-
 def _digest_kind(digest: str) -> str:
     return OFFERS_PREFIX if digest.startswith(OFFERS_PREFIX) else ""
+
+
+def _read_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as stream:
+            return digest_of(stream.read())
+    except OSError:
+        return MISSING
 
 
 def _read_error(path: Path, reason: str) -> Diagnostic:
@@ -114,7 +121,7 @@ def _raw(diagnostic: Diagnostic) -> RawDiagnostic:
 # The diagnostics of one file, whether they may be cached (not after an internal error, which
 # may be transient, such as a MemoryError), the summaries of the modules it depends on, and
 # whether it is a parse candidate.
-Checked = tuple[tuple[RawDiagnostic, ...], bool, tuple[DependencyDigest, ...], bool]
+Checked = tuple[tuple[RawDiagnostic, ...], bool, Dependencies, bool]
 
 # The projects of this process (each pool worker has its own), by root. The index alone needs
 # no libcst: a run that parses nothing must not import it.
@@ -209,18 +216,39 @@ def _imports_offering(project: Project, source: bytes, path: Path) -> bool:
         return True  # undecided: parsing it is always correct, and reports what failed
 
 
-def _dependencies(project: Project, path: Path) -> tuple[DependencyDigest, ...]:
-    """Every project module the file's results depend on, with its summary's digest."""
+def _dependencies(project: Project, path: Path) -> Dependencies:
+    """Every project module the file's results depend on: those whose summaries its analysis
+    read, with the digest of their bytes, and those whose offers decided that it is no
+    candidate, with the digest of what they offer.
+
+    Not the digest of a summary: in an import cycle, a module's summary depends on where the
+    cycle was entered (``Project.summary``), so two pool workers could record two digests for
+    one module, and every file recorded with the other one would miss the cache on every warm
+    run (half of transformers' files did). The bytes are the same in every process, and the
+    closure of modules read holds everything a summary was computed from."""
     found = []
     for module in sorted(project.depends_on(path)):
         module_file = project.index.module_file(module)
         if module_file is not None:
-            found.append((str(module_file), project.summary_digest(module)))
+            found.append((str(module_file), _source_digest(project, module_file)))
     for module in sorted(project.offer_depends_on(path)):
         module_file = project.index.module_file(module)
         if module_file is not None:
             found.append((str(module_file), OFFERS_PREFIX + project.offer_digest(module)))
     return tuple(found)
+
+
+# The digests of the project modules read in this process, by path: each checked file lists
+# thousands of them in a large connected project.
+_source_digests: dict[Path, str] = {}
+
+
+def _source_digest(project: Project, module_file: Path) -> str:
+    digest = _source_digests.get(module_file)
+    if digest is None:
+        source = project.index.source(module_file)
+        digest = _source_digests[module_file] = MISSING if source is None else digest_of(source)
+    return digest
 
 
 _worker_config: Config | None = None
@@ -348,6 +376,13 @@ class _Run:
         self.roots: dict[str, str] = {}  # by directory as discovery spells it
         self.real_roots: dict[str, str | None] = {}  # by resolved directory
         self.current_summaries: dict[str, str] = {}
+        # Each checked file depends on the closure of its imports: thousands of modules in a
+        # large connected project, nearly the same ones for every file. Each dependency is
+        # checked once, and results depending on the very same dependencies (cached ones share
+        # one tuple) once too.
+        self.current_dependencies: dict[Dependency, bool] = {}
+        self.current_groups: dict[int, tuple[Dependencies, bool]] = {}
+        self.noted: set[Dependency] = set()
         # the stat results discovery already has, by absolute path: dependencies reuse them
         self.stats: _KnownStats = _KnownStats(())
 
@@ -389,15 +424,26 @@ class _Run:
         the summaries it depends on are unchanged."""
         if not (result.parsed or self.prefilter):
             return False
-        return all(
-            self.summary_digest(module_path, path, _digest_kind(digest)) == digest
-            for module_path, digest in result.dependencies
-        )
+        dependencies = result.dependencies
+        known = self.current_groups.get(id(dependencies))
+        if known is not None and known[0] is dependencies:
+            return known[1]
+        current = all(self.is_current(dependency, path) for dependency in dependencies)
+        self.current_groups[id(dependencies)] = (dependencies, current)  # keeps the id alive
+        return current
 
-    def summary_digest(self, module_path: str, dependent: Path, kind: str = "") -> str:
-        """The current digest of a module's summary (or, with kind ``OFFERS_PREFIX``, of what it
-        offers): stored while the module's stat signature is unchanged, else computed again in
-        the project of ``dependent`` (a summary parses the module when it could contribute)."""
+    def is_current(self, dependency: Dependency, dependent: Path) -> bool:
+        known = self.current_dependencies.get(dependency)
+        if known is None:
+            module_path, digest = dependency
+            known = self.module_digest(module_path, dependent, _digest_kind(digest)) == digest
+            self.current_dependencies[dependency] = known
+        return known
+
+    def module_digest(self, module_path: str, dependent: Path, kind: str = "") -> str:
+        """The current digest of a module's bytes (or, with kind ``OFFERS_PREFIX``, of what it
+        offers): stored while the module's stat signature is unchanged, else read again (what
+        it offers is computed in the project of ``dependent``)."""
         key = self.summary_key(kind, module_path)
         digest = self.current_summaries.get(key)
         if digest is not None:
@@ -405,26 +451,30 @@ class _Run:
         signature = self.signature(module_path)
         digest = self.cache.summary_digest(key, signature) if self.cache else None
         if digest is None:
-            project = project_at(self.root_of(dependent), self.config)
-            module = project.index.module_name(Path(module_path))
-            if not module:
-                digest = kind
-            elif kind:
-                digest = kind + project.offer_digest(module)
-            else:
-                digest = project.summary_digest(module)
+            digest = (
+                self.offer_digest(module_path, dependent) if kind else _read_digest(module_path)
+            )
             if self.cache is not None:
                 self.cache.store_summary(key, signature, digest)
         self.current_summaries[key] = digest
         return digest
+
+    def offer_digest(self, module_path: str, dependent: Path) -> str:
+        project = project_at(self.root_of(dependent), self.config)
+        module = project.index.module_name(Path(module_path))
+        return OFFERS_PREFIX + project.offer_digest(module) if module else OFFERS_PREFIX
 
     def summary_key(self, kind: str, module_path: str) -> str:
         """Where the cache keeps a module's digest: by kind, and apart for a run that
         summarises every module (the prefilter off), whose summaries differ."""
         return ("" if self.prefilter else UNGATED_PREFIX) + kind + module_path
 
-    def note_summaries(self, dependencies: tuple[tuple[str, str], ...]) -> None:
-        for module_path, digest in dependencies:
+    def note_summaries(self, dependencies: Dependencies) -> None:
+        for dependency in dependencies:
+            if dependency in self.noted:
+                continue
+            self.noted.add(dependency)
+            module_path, digest = dependency
             key = self.summary_key(_digest_kind(digest), module_path)
             if key in self.current_summaries or self.cache is None:
                 continue
@@ -468,7 +518,7 @@ class _Run:
             self.pending.append(pending)
             return
         if self.cache is not None:
-            dependencies: tuple[DependencyDigest, ...] = ()
+            dependencies: Dependencies = ()
             if root in _projects:  # it was asked whether the file imports a symmetric call
                 dependencies = _dependencies(_projects[root], path)
             self.note_summaries(dependencies)
@@ -572,6 +622,7 @@ def _lint_paths(
     global _gated
     _indexes.clear()  # files may have changed since the last run in this process
     _projects.clear()
+    _source_digests.clear()
     _gated = prefilter
     first = paths[0] if paths else Path(".")
     fallback_root = first if first.is_dir() else first.parent

@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_cache_lives_in_the_root_with_a_gitignore(project: Path) -> None:
     assert (cache_dir / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
     assert (cache_dir / "CACHEDIR.TAG").exists()
     data = json.loads(document_path(cache_dir).read_text(encoding="utf-8"))
-    assert data["magic"] == "esper-lint-cache" and data["format"] == 2
+    assert data["magic"] == "esper-lint-cache" and data["format"] == 3
     assert sorted(data["files"]) == ["pkg/broken.py", "pkg/plain.py", "pkg/train.py"]
     assert run(project) == first
 
@@ -334,3 +335,138 @@ def test_entries_of_deleted_files_leave_the_document(project: Path) -> None:
     run(project)
     files = json.loads(document_path(cache_dir).read_text(encoding="utf-8"))["files"]
     assert "gone.py" not in files and "new.py" in files
+
+
+def chained_project(root: Path, trainers: int) -> Path:
+    """Trainers that all reach ``pkg/comm.py``'s collective through the same two modules."""
+    files = {
+        "pyproject.toml": "",
+        "pkg/__init__.py": "",
+        "pkg/comm.py": "import torch.distributed as dist\ndef sync():\n    dist.barrier()\n",
+        "pkg/mid.py": "from pkg.comm import sync\ndef sync_all():\n    sync()\n",
+        "pkg/top.py": "from pkg.mid import sync_all\ndef finish():\n    sync_all()\n",
+    }
+    for index in range(trainers):
+        files[f"train{index}.py"] = (
+            "from pkg.top import finish\ndef end(rank):\n    if rank == 0:\n        finish()\n"
+        )
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_files_with_the_same_dependencies_share_one_stored_set(tmp_path: Path) -> None:
+    root = chained_project(tmp_path / "project", trainers=4)
+    cold = run(root)
+    assert [d.code for d in cold.diagnostics] == ["ESP004"] * 4
+    data = json.loads(document_path(root / ".esper_lint_cache").read_text(encoding="utf-8"))
+    groups = {data["files"][f"train{index}.py"][4] for index in range(4)}
+    assert len(groups) == 1
+    (group,) = groups
+    named = sorted(data["dependencies"][index][0] for index in data["groups"][group])
+    assert [os.path.relpath(path, root) for path in named] == [
+        os.path.join("pkg", name) for name in ("comm.py", "mid.py", "top.py")
+    ]
+    assert len(data["dependencies"]) == len({tuple(pair) for pair in data["dependencies"]})
+    plant_sentinel(root / ".esper_lint_cache", "train3.py")
+    assert has_sentinel(run(root))  # the shared set still answers
+    (root / "pkg" / "comm.py").write_text("def sync():\n    pass\n", encoding="utf-8")
+    assert run(root).diagnostics == []  # and is invalidated for every file that names it
+
+
+def _pair_of(data: dict[str, Any], group: int) -> list[object]:
+    return data["dependencies"][data["groups"][group][0]]  # type: ignore[no-any-return]
+
+
+# Each damages the table where the group named by train1.py's entry (the second argument) reads.
+TABLE_DAMAGE: dict[str, Callable[[dict[str, Any], int], object]] = {
+    "group index out of range": lambda data, group: data.update(groups=[]),
+    "groups not a list": lambda data, group: data.update(groups="groups"),
+    "empty group": lambda data, group: data["groups"].__setitem__(group, []),
+    "group not a list": lambda data, group: data["groups"].__setitem__(group, 3),
+    "pair index out of range": lambda data, group: data["groups"][group].append(10**6),
+    "pair index not an int": lambda data, group: data["groups"][group].append("0"),
+    "pair index a bool": lambda data, group: data["groups"][group].append(True),
+    "bad digest": lambda data, group: _pair_of(data, group).__setitem__(1, "x"),
+    "pair not a list": lambda data, group: data["dependencies"].__setitem__(
+        data["groups"][group][0], "p"
+    ),
+    "no pairs": lambda data, group: data.pop("dependencies"),
+}
+
+
+@pytest.mark.parametrize("damage", TABLE_DAMAGE.values(), ids=TABLE_DAMAGE.keys())
+def test_a_malformed_dependency_table_is_not_trusted(
+    tmp_path: Path, damage: Callable[[dict[str, Any], int], object]
+) -> None:
+    root = chained_project(tmp_path / "project", trainers=2)
+    expected = run(root, use_cache=False)
+    run(root)
+    plant_sentinel(root / ".esper_lint_cache", "train1.py")
+    document = document_path(root / ".esper_lint_cache")
+    data = json.loads(document.read_text(encoding="utf-8"))
+    damage(data, data["files"]["train1.py"][4])
+    document.write_text(json.dumps(data), encoding="utf-8")
+    assert run(root) == expected
+    assert run(root) == expected  # rewritten whole
+
+
+def test_a_document_too_large_to_read_back_is_not_written(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(esper_lint.cache, "MAX_DOCUMENT_BYTES", 100)
+    result = run(project)
+    assert result.diagnostics == run(project, use_cache=False).diagnostics
+    assert any("cache not written" in warning and "MiB" in warning for warning in result.warnings)
+    assert not list((project / ".esper_lint_cache").glob("v*/*.json"))
+
+
+# An import cycle entered from three places: linting model.py walks it with model.py's summary
+# unknown, summarising model.py first (as a worker that checks train.py does) walks it from the
+# top. The two summaries of model.py differ.
+CYCLE = {
+    "pyproject.toml": "",
+    "pkg/__init__.py": "",
+    "pkg/peft.py": (
+        "import torch.distributed as dist\n\nfrom pkg.model import build\n\n\n"
+        "class Mixin:\n    def sync(self):\n        dist.barrier()\n\n\n"
+        "def load():\n    return build()\n"
+    ),
+    "pkg/model.py": (
+        "import torch.distributed as dist\n\nfrom pkg.u1 import helper as first\n"
+        "from pkg.u2 import helper as second\nfrom pkg.peft import Mixin\n\n\n"
+        "def build():\n    first()\n    second()\n    dist.barrier()\n\n\n"
+        "class Model(Mixin):\n    def run(self):\n        build()\n"
+    ),
+    "train.py": (
+        "from pkg.model import Model\n\n\ndef end(rank):\n    if rank == 0:\n"
+        "        Model().run()\n"
+    ),
+}
+for _helper in ("u1", "u2"):
+    CYCLE[f"pkg/{_helper}.py"] = (
+        "import torch.distributed as dist\n\nfrom pkg.model import build\n\n\n"
+        "def helper():\n    build()\n    dist.barrier()\n"
+    )
+
+
+def test_every_process_records_the_same_digest_for_a_module_in_a_cycle(tmp_path: Path) -> None:
+    from esper_lint import engine
+
+    root = tmp_path / "project"
+    for name, text in CYCLE.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    config = Config(root=root)
+    recorded = []
+    for first in (["pkg/model.py"], []):  # two pool workers: one lints model.py first
+        engine._projects.clear()
+        for name in [*first, "train.py"]:
+            engine._check_one((root / name).read_bytes(), str(root / name), config, str(root))
+        project = engine.project_at(str(root), config)
+        recorded.append(dict(engine._dependencies(project, root / "train.py")))
+    engine._projects.clear()
+    model = str(root / "pkg" / "model.py")
+    assert model in recorded[0]
+    assert recorded[0] == recorded[1]

@@ -18,11 +18,9 @@ contributes nothing to the modules of the cycle that ask for it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,24 +81,6 @@ class ModuleSummary:
     classes: dict[str, ClassSummary] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # imported names -> qualified names
 
-    def digest(self) -> str:
-        """Changes exactly when what importers may learn from this module changes."""
-        material = {
-            "functions": {
-                key: [f.return_bits, f.element_returns, f.chains, f.rank_zero_decorator]
-                for key, f in sorted(self.functions.items())
-            },
-            "classes": {
-                key: [list(c.bases), sorted(c.methods)] for key, c in sorted(self.classes.items())
-            },
-            "aliases": dict(sorted(self.aliases.items())),
-        }
-        encoded = json.dumps(material, sort_keys=True).encode("utf-8")
-        return blake2b(encoded, digest_size=16).hexdigest()
-
-
-NO_SUMMARY_DIGEST = blake2b(b"no summary", digest_size=16).hexdigest()
-
 
 class Project:
     """The summaries of one project's modules, computed on demand and kept."""
@@ -127,9 +107,6 @@ class Project:
         self._offering: set[str] = set()
         self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
         self.tree_bytes = 0
-        # the digests of final summaries: each checked file's cache entry lists every module it
-        # depends on, thousands in a large connected project
-        self._digests: dict[str, str] = {}
 
     def context(self, path: Path) -> ModuleContext:
         name = self.index.module_name(path) or ""
@@ -311,16 +288,6 @@ class Project:
 
     def offer_digest(self, name: str) -> str:
         return self._offer_graph().digest(name, OFFERS_CALLS)
-
-    def summary_digest(self, name: str) -> str:
-        known = self._digests.get(name)
-        if known is not None:
-            return known
-        summary = self.summary(name)
-        digest = NO_SUMMARY_DIGEST if summary is None else summary.digest()
-        if name in self.summaries:  # final; a provisional one may still change
-            self._digests[name] = digest
-        return digest
 
     def project_imports(self, source: bytes, name: str, is_package: bool) -> Iterator[str]:
         for imported in imported_modules(source, name, is_package):
