@@ -62,7 +62,7 @@ READ_CHUNK_BYTES = 1024 * 1024
 RawDiagnostic = tuple[int, int, int, int, str, str]
 # (mtime_ns, ctime_ns, size, inode); None when the file was too fresh to trust.
 Signature = tuple[int, int, int, int]
-# (path of a module a result depends on, the digest of that module's summary or offers)
+# (path of a module a result depends on, the digest of that module's bytes or offers)
 Dependency = tuple[str, str]
 Dependencies = tuple[Dependency, ...]
 
@@ -74,7 +74,7 @@ class FileResult:
     digest: str
     parsed: bool
     diagnostics: tuple[RawDiagnostic, ...]
-    # (module path, summary digest) of each project module the result depends on
+    # (module path, digest) of each project module the result depends on
     dependencies: Dependencies = ()
 
 
@@ -196,7 +196,7 @@ def _parse_signature(value: object) -> tuple[bool, Signature | None]:
 # summary: how a file decided without being parsed depends on the modules it calls into. The
 # digest, and the key of the module's stored digest, start with it.
 OFFERS_PREFIX = "offers:"
-# The key of a module's summary digest in a run that summarises every module (the prefilter off).
+# The key of a module's digest in a run that summarises every module (the prefilter off).
 UNGATED_PREFIX = "every:"
 # The kinds of digest a dependency may carry before its 32 hex digits.
 DIGEST_KINDS = ("", OFFERS_PREFIX)
@@ -294,7 +294,7 @@ class _TableBuilder:
 
 
 def _parse_summary(value: object) -> tuple[Signature, str] | None:
-    """A module's (stat signature, summary digest), as ``Cache.summary_digest`` stores it."""
+    """A module's (stat signature, digest), as ``Cache.store_summary`` stores it."""
     if not (isinstance(value, list) and len(value) == 2):
         return None
     valid, signature = _parse_signature(value[0])
@@ -423,7 +423,7 @@ class Cache:
         return self.by_digest_index.get(digest)
 
     def summary_digest(self, path: str, signature: Signature | None) -> str | None:
-        """The summary digest stored for module ``path`` while its signature is unchanged."""
+        """The digest stored for module ``path`` while its signature is unchanged."""
         stored = _parse_summary(self.document.summaries.get(path))
         if signature is None or stored is None or stored[0] != signature:
             return None
