@@ -119,7 +119,7 @@ def _raw(diagnostic: Diagnostic) -> RawDiagnostic:
 
 
 # The diagnostics of one file, whether they may be cached (not after an internal error, which
-# may be transient, such as a MemoryError), the summaries of the modules it depends on, and
+# may be transient, such as a MemoryError), the modules it depends on with their digests, and
 # whether it is a parse candidate.
 Checked = tuple[tuple[RawDiagnostic, ...], bool, Dependencies, bool]
 
@@ -421,7 +421,7 @@ class _Run:
 
     def cached(self, result: FileResult, path: Path) -> bool:
         """Whether a cached result answers this run (prefilter=False must parse everything) and
-        the summaries it depends on are unchanged."""
+        the modules it depends on are unchanged."""
         if not (result.parsed or self.prefilter):
             return False
         dependencies = result.dependencies
