@@ -266,7 +266,6 @@ class _TableBuilder:
     """The dependency table of a document being written: each distinct pair and group once."""
 
     def __init__(self) -> None:
-        self.pairs: dict[Dependency, int] = {}
         self.groups: dict[Dependencies, int] = {}
 
     def group_index(self, dependencies: Dependencies) -> int | None:
@@ -280,13 +279,14 @@ class _TableBuilder:
 
     def encode(self) -> tuple[list[list[str]], list[list[int]]]:
         pairs: list[list[str]] = []
+        pair_index: dict[Dependency, int] = {}
         groups: list[list[int]] = []
         for dependencies in self.groups:
             indices = []
             for pair in dependencies:
-                index = self.pairs.get(pair)
+                index = pair_index.get(pair)
                 if index is None:
-                    index = self.pairs[pair] = len(pairs)
+                    index = pair_index[pair] = len(pairs)
                     pairs.append(list(pair))
                 indices.append(index)
             groups.append(indices)

@@ -462,11 +462,13 @@ def test_every_process_records_the_same_digest_for_a_module_in_a_cycle(tmp_path:
     recorded = []
     for first in (["pkg/model.py"], []):  # two pool workers: one lints model.py first
         engine._projects.clear()
+        engine._source_digests.clear()
         for name in [*first, "train.py"]:
             engine._check_one((root / name).read_bytes(), str(root / name), config, str(root))
         project = engine.project_at(str(root), config)
         recorded.append(dict(engine._dependencies(project, root / "train.py")))
     engine._projects.clear()
+    engine._source_digests.clear()
     model = str(root / "pkg" / "model.py")
     assert model in recorded[0]
     assert recorded[0] == recorded[1]
