@@ -71,8 +71,18 @@ class _Reduction:
 
     number: int
     fingerprint: list[float]
-    size: int  # of the real buffer: the check values follow it in the hook's result...
-    checks: torch.Tensor | None = None  # ...unless they are kept apart, here
+    size: int  # of the real buffer: the check values follow it in the hook's result
+    # What the stock arithmetic returns when every rank has this fingerprint, if known.
+    agreed: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """One fingerprint's check values: as appended, divided, and summed over agreeing ranks."""
+
+    values: torch.Tensor
+    divided: torch.Tensor  # by the world size, as the stock hook divides before summing
+    agreed: torch.Tensor  # the sum of every rank's ``divided`` when all ranks agree
 
 
 @dataclass
@@ -82,13 +92,22 @@ class _Extended:
     whole: torch.Tensor
     gradients: torch.Tensor
     checks: torch.Tensor
-    reduction: Future[torch.Tensor] | None = None  # the last all-reduce of ``whole``
+    reduction: dist.Work | None = None  # the last all-reduce of ``whole``
 
     @classmethod
     def like(cls, buffer: torch.Tensor) -> "_Extended":
         size = buffer.numel()
         whole = buffer.new_empty(size + CHECK_VALUES)
         return cls(whole, whole[:size], whole[size:])
+
+
+@dataclass
+class _Launched:
+    """One bucket's all-reduce, launched; DDP holds ``future``, set when the last bucket is."""
+
+    work: dist.Work
+    future: Future[torch.Tensor]
+    result: torch.Tensor
 
 
 @dataclass
@@ -112,10 +131,11 @@ class SlotCheckHook:
     checks: int = 0
     skipped: int = 0
     _backwards: int = 0
-    _tail_cache: dict[tuple[bytes, torch.dtype, Any], tuple[torch.Tensor, torch.Tensor]] = field(
-        default_factory=dict
-    )
+    _tail_cache: dict[tuple[bytes, torch.dtype, Any], _Tail] = field(default_factory=dict)
     _extended: dict[tuple[int, torch.dtype, Any], _Extended] = field(default_factory=dict)
+    # The default path's buckets of the backward in progress, and bucket 0's check, if any.
+    _launched: list[_Launched] = field(default_factory=list)
+    _check: tuple[_Reduction, torch.Tensor] | None = None  # (the check, its values' view)
 
     def __repr__(self) -> str:
         hook = getattr(self.inner_hook, "__qualname__", repr(self.inner_hook))
@@ -124,6 +144,8 @@ class SlotCheckHook:
     # ------------------------------------------------------------------ per bucket
 
     def run(self, bucket: GradBucket) -> Future[torch.Tensor]:
+        if self.default_allreduce:
+            return self._run_allreduce(bucket)
         # Bucket 0: one per backward, and the small one (DDP caps the first bucket at 1 MiB by
         # default; the last bucket may hold 25 MiB, and the check values go into a copy of it).
         if bucket.index() != 0 or not self.guard.active:
@@ -131,16 +153,12 @@ class SlotCheckHook:
         self._backwards += 1
         buffer = bucket.buffer()
         values = _fingerprint_values(self.guard)
-        tail, divided = self._tails(values, buffer.dtype, buffer.device)
+        tail = self._tails(values, buffer.dtype, buffer.device).values
         # DDP takes the result as is: it reads each gradient as a view at its offset, so the
         # check values after the last gradient need no stripping.
-        checks: torch.Tensor | None = None
-        if self.default_allreduce:
-            future, checks = self._allreduce_with_checks(buffer, divided)
-        else:
-            extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
-            future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
-        reduction = _Reduction(self._backwards, values, buffer.numel(), checks)
+        extended = _ExtendedBucket(bucket, torch.cat([buffer, tail]))
+        future = self.inner_hook(self.inner_state, cast(GradBucket, extended))
+        reduction = _Reduction(self._backwards, values, buffer.numel())
         try:
             torch.autograd.Variable._execution_engine.queue_callback(
                 partial(self._verdict, future, reduction)
@@ -152,31 +170,93 @@ class SlotCheckHook:
             return future.then(partial(self._verdict_in_callback, reduction))
         return future
 
-    def _allreduce_with_checks(
-        self, buffer: torch.Tensor, divided_tail: torch.Tensor
-    ) -> tuple[Future[torch.Tensor], torch.Tensor]:
-        """``allreduce_hook``'s work on bucket 0 followed by the check values, in fewer steps.
+    # ------------------------------------------------------------------ no user hook
 
-        The same arithmetic (divide by the world size, then sum), so the gradients are bitwise
-        the stock hook's, but on the process group directly (``dist.all_reduce``'s Python
-        wrapper costs more than the reduction of a small bucket), dividing while copying into
-        a buffer reused across backwards (DDP copies the gradients out of the result before the
-        next backward) and with the check values divided once, when their cache entry is made.
-        Returns the future and the view where the reduced check values will be.
+    def _run_allreduce(self, bucket: GradBucket) -> Future[torch.Tensor]:
+        """``allreduce_hook``'s work, bucket 0 carrying the check values, settled at the end.
+
+        The same arithmetic as the stock hook (divide by the world size, then sum), so the
+        gradients are bitwise its own, but without what makes any Python hook slower than DDP's
+        C++ all-reduce: a Python callback per bucket on the backend's thread (``Future.then``)
+        and one queued at the end of the backward. Each bucket's all-reduce is launched on the
+        process group at once, as DDP would, and DDP gets a plain future; the last bucket's call
+        waits for all of them (DDP would wait for them right after it, in the same thread),
+        checks bucket 0's values and sets the futures. So the all-reduces still overlap the rest
+        of the backward, and the check costs no callback unless it finds a mismatch.
         """
+        first = bucket.index() == 0
+        if first:
+            # DDP launches buckets in order; a backward abandoned midway left these unsettled.
+            self._launched.clear()
+            self._check = None
+        buffer = bucket.buffer()
+        extended = self._checked(buffer) if first and self.guard.active else None
+        tensor = buffer.div_(self.world_size) if extended is None else extended.whole
+        work = self.process_group.allreduce([tensor])
+        if extended is not None:
+            extended.reduction = work
+        future: Future[torch.Tensor] = Future()
+        self._launched.append(_Launched(work, future, tensor))
+        if bucket.is_last():
+            self._settle()
+        return future
+
+    def _checked(self, buffer: torch.Tensor) -> _Extended:
+        """Bucket 0's gradients divided into a reused buffer, followed by the check values.
+
+        The check values come divided once, when their cache entry is made; DDP copies the
+        gradients out of the result before the next backward, so the buffer can be reused.
+        """
+        self._backwards += 1
+        values = _fingerprint_values(self.guard)
+        tail = self._tails(values, buffer.dtype, buffer.device)
         extended = self._extended_like(buffer)
         torch.div(buffer, self.world_size, out=extended.gradients)
-        extended.checks.copy_(divided_tail)
-        work = self.process_group.allreduce([extended.whole])
-        extended.reduction = work.get_future().then(_first_tensor)
-        return extended.reduction, extended.checks
+        extended.checks.copy_(tail.divided)
+        reduction = _Reduction(self._backwards, values, buffer.numel(), tail.agreed)
+        self._check = (reduction, extended.checks)
+        return extended
+
+    def _settle(self) -> None:
+        """Wait for this backward's all-reduces, check bucket 0's values, complete DDP's futures."""
+        launched, self._launched = self._launched, []
+        check, self._check = self._check, None
+        try:
+            for each in launched:
+                each.work.wait()
+        except Exception as error:  # noqa: BLE001 - DDP's wait re-raises it, as the stock hook's
+            for each in launched:
+                _fail(each.future, error)
+            return
+        failure: DesyncError | None = None
+        if check is not None and self._agreement(*check) is False:
+            failure = self._report_mismatch(check[0])
+        for index, each in enumerate(launched):
+            if index == 0 and failure is not None:
+                _fail(each.future, failure)
+            else:
+                each.future.set_result(each.result)
+
+    def _report_mismatch(self, reduction: _Reduction) -> DesyncError | None:
+        """Queue the report behind DDP's end of backward; outside a backward, the error itself."""
+        try:
+            torch.autograd.Variable._execution_engine.queue_callback(
+                partial(self._report, reduction)
+            )
+        except RuntimeError:
+            # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
+            # hook): bucket 0's future fails, so DDP's wait raises our message.
+            return self._desync(reduction, None)
+        return None
 
     def _extended_like(self, buffer: torch.Tensor) -> _Extended:
         key = (buffer.numel(), buffer.dtype, buffer.device)
         extended = self._extended.get(key)
         # DDP finishes a backward's all-reduces before the next one starts; should the last one
         # still be in flight anyway (a backward abandoned midway), write somewhere else.
-        if extended is None or not (extended.reduction is None or extended.reduction.done()):
+        if extended is None or not (
+            extended.reduction is None or extended.reduction.is_completed()
+        ):
             if len(self._extended) > 4:  # DDP rebuilds its buckets once, after the first backward
                 self._extended.clear()
             extended = self._extended[key] = _Extended.like(buffer)
@@ -185,12 +265,10 @@ class SlotCheckHook:
     def check_values(self, dtype: torch.dtype, device: Any) -> tuple[torch.Tensor, list[float]]:
         """The ``CHECK_VALUES`` this rank appends now, and the fingerprint they hash."""
         values = _fingerprint_values(self.guard)
-        return self._tails(values, dtype, device)[0], values
+        return self._tails(values, dtype, device).values, values
 
-    def _tails(
-        self, values: list[float], dtype: torch.dtype, device: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The check values for this fingerprint, and the same divided by the world size."""
+    def _tails(self, values: list[float], dtype: torch.dtype, device: Any) -> _Tail:
+        """The check values for this fingerprint (see :class:`_Tail`)."""
         # Keyed by the fingerprint itself: a backward whose slots did not change since the last
         # one (nearly all of them) packs the floats and finds its tensor, with no hash to run.
         key = (struct.pack(f"<{len(values)}d", *values), dtype, device)
@@ -198,29 +276,40 @@ class SlotCheckHook:
         if cached is None:
             if len(self._tail_cache) > 16:  # alphas move every epoch: keep the cache small
                 self._tail_cache.clear()
-            tail = self._new_tail(key[0], dtype, device)
-            cached = self._tail_cache[key] = (tail, tail / self.world_size)
+            cached = self._tail_cache[key] = self._new_tail(key[0], dtype, device)
         return cached
 
-    def _new_tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    def _new_tail(self, fingerprint: bytes, dtype: torch.dtype, device: Any) -> _Tail:
         digest = hashlib.blake2b(fingerprint, digest_size=8).digest()
         value = int.from_bytes(digest, "little")
         bits = [float((value >> bit) & 1) for bit in range(_HASH_BITS)]
-        values = [1.0, 1.0 if self.rank == 0 else 0.0, *bits]
-        return torch.tensor(values, dtype=dtype, device=device)
+        values = torch.tensor([1.0, float(self.rank == 0), *bits], dtype=dtype, device=device)
+        divided = values / self.world_size
+        # Every rank's share, as in the all-reduce's sum; the rank-0 pilot is rank 0's alone.
+        share = divided.clone()
+        share[1] = 0.0
+        agreed = share.clone()
+        for _ in range(self.world_size - 1):
+            agreed += share
+        agreed[1] = (torch.ones((), dtype=dtype, device=device) / self.world_size).item()
+        return _Tail(values, divided, agreed)
 
     # ------------------------------------------------------------------ the verdict
 
     def _verdict(self, future: Future[torch.Tensor], reduction: _Reduction) -> None:
-        if self._agreement(reduction, future.wait()) is not False:
-            return
+        if self._agreement(reduction, future.wait()[reduction.size :]) is False:
+            self._report(reduction)
+
+    def _report(self, reduction: _Reduction) -> None:
+        """Gather every rank's table, then raise once DDP has finished its backward."""
         error = self._desync(reduction, self._gather_rows(reduction))
 
         def fail() -> None:
             raise error
 
-        # This callback was queued before DDP's own end-of-backward callback (which DDP queues
-        # once every bucket is launched); raising here would leave DDP's reducer half-finalised.
+        # This runs in a callback queued before DDP's own end-of-backward callback (which DDP
+        # queues once every bucket is launched); raising here would leave DDP's reducer
+        # half-finalised.
         # Raise from a callback queued behind it: final callbacks may queue final callbacks.
         torch.autograd.Variable._execution_engine.queue_callback(fail)
 
@@ -228,16 +317,22 @@ class SlotCheckHook:
         self, reduction: _Reduction, done: Future[torch.Tensor]
     ) -> torch.Tensor:
         result = done.value()
-        if self._agreement(reduction, result) is False:
+        if self._agreement(reduction, result[reduction.size :]) is False:
             raise self._desync(reduction, None)
         return result
 
-    def _agreement(self, reduction: _Reduction, result: torch.Tensor) -> bool | None:
+    def _agreement(self, reduction: _Reduction, checks: torch.Tensor) -> bool | None:
         """True/False: all ranks agree or not; None: the values were not reduced over every rank.
 
-        Plain Python on 66 floats: cheaper than a dozen tiny tensor operations.
+        ``checks``: the reduced check values. When they equal ``reduction.agreed`` exactly (the
+        stock arithmetic, a world size whose sums round the same in any order), one comparison
+        decides; otherwise plain Python on 66 floats, cheaper than a dozen tiny tensor operations.
         """
-        checks = reduction.checks if reduction.checks is not None else result[reduction.size :]
+        if reduction.agreed is not None and torch.equal(checks, reduction.agreed):
+            # Each bit sums to k / n for the k ranks that set it: equal to the agreed sum only
+            # if k is 0 or n, so every rank hashed the same fingerprint.
+            self.checks += 1
+            return True
         values: list[float] = checks.tolist()
         everyone, rank0 = values[0], values[1]
         reduced = len(values) == CHECK_VALUES and rank0 != 0 and all(map(math.isfinite, values))
@@ -439,9 +534,9 @@ def _fingerprint_values(guard: SlotGuard) -> list[float]:
     return as_list
 
 
-def _first_tensor(done: Future[list[torch.Tensor]]) -> torch.Tensor:
-    # What allreduce_hook's lambda does: DDP wants a Future[Tensor], the work gives a list.
-    return done.value()[0]
+def _fail(future: Future[torch.Tensor], error: BaseException) -> None:
+    # torch's stub types set_exception's argument as the future's value type.
+    future.set_exception(cast(Any, error))
 
 
 def _fallback_values(guard: SlotGuard) -> list[float]:

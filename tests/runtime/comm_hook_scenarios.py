@@ -159,6 +159,31 @@ def _diverge(rank: int, hook: str) -> dict[str, Any]:
     return outcome
 
 
+def _uneven(rank: int, install: bool) -> dict[str, Any]:
+    """Uneven inputs under ``ddp.join()``: rank 1 has two more batches than rank 0.
+
+    The rank that joins early shadows the other's all-reduces through the hook, outside any
+    backward. No epoch ticks: the ranks' step counts differ, and ticks would be a real desync.
+    """
+    torch.manual_seed(0)
+    model = SlotModel()
+    guard = wrap_slots(model, timeout=30)
+    ddp = _ddp(model)
+    check = install_comm_hook(ddp, guard) if install else None
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    with ddp.join():
+        for step in range(STEPS + 2 * rank):
+            optimizer.zero_grad()
+            ddp(_batch(rank, step)).pow(2).mean().backward()
+            optimizer.step()
+    guard.unwrap()
+    return {
+        "grads": [],
+        "params": [p.detach().clone() for p in ddp.parameters()],
+        "checks": None if check is None else check.checks,
+    }
+
+
 def _refusals(rank: int) -> dict[str, str]:
     """Misuse that must be refused with a clear ValueError/TypeError, before any backward."""
     messages: dict[str, str] = {}
@@ -200,6 +225,8 @@ def comm_hook_job(rank: int, world_size: int) -> dict[str, Any]:
         "fp16_plain": _run(rank, "fp16", install=False),
         "fp16_checked": _run(rank, "fp16", install=True),
         "local_checked": _run(rank, "local", install=True),
+        "join_plain": _uneven(rank, install=False),
+        "join_checked": _uneven(rank, install=True),
         "diverge_stock": _diverge(rank, "stock"),
         "diverge_fp16": _diverge(rank, "fp16"),
         "refusals": _refusals(rank),

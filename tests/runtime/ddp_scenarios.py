@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from esper_runtime import DesyncError, wrap_slots
+from esper_runtime import DesyncError, install_comm_hook, wrap_slots
 from esper_runtime.testing import ReferenceSlot
 
 TIMEOUT = 2.0
@@ -57,7 +57,10 @@ def _mark_fault(fault_file: str) -> None:
     Path(fault_file).write_text(repr(time.time()))
 
 
-def ddp_fault_job(rank: int, world_size: int, fault: str, faulty: int, fault_file: str) -> Any:
+def ddp_fault_job(
+    rank: int, world_size: int, fault: str, faulty: int, fault_file: str, hooked: bool = False
+) -> Any:
+    """One fault in the training loop; ``hooked``: with the slot check in DDP's comm hook."""
     torch.manual_seed(0)
     is_faulty = rank == faulty
     slots = 3 if fault == "different slot counts" and is_faulty else 2
@@ -68,6 +71,8 @@ def ddp_fault_job(rank: int, world_size: int, fault: str, faulty: int, fault_fil
         # Before DDP, whose constructor would itself fail on mismatched parameters.
         guard = wrap_slots(model, timeout=TIMEOUT)
         ddp = DistributedDataParallel(model)
+        if hooked:
+            install_comm_hook(ddp, guard)
         _train(rank, ddp, model, fault, is_faulty, fault_file)
         guard.flush()  # the last epoch's coalesced ticks, before the loop ends
         syncs = guard.stats["syncs"]

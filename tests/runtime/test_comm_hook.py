@@ -58,6 +58,20 @@ def test_gradients_are_bitwise_those_of_stock_ddp(ranks: list[dict[str, Any]]) -
 @pytest.mark.slow
 @pytest.mark.multiprocess
 @pytest.mark.timeout(180)
+def test_uneven_inputs_under_join_train_as_stock_ddp_and_are_checked(
+    ranks: list[dict[str, Any]],
+) -> None:
+    for rank, result in enumerate(ranks):
+        assert scenarios.same_grads(result["join_plain"], result["join_checked"]), f"rank {rank}"
+    # Rank 0 joined early and shadowed rank 1's last two all-reduces through the hook: both
+    # ranks checked every one of rank 1's backwards.
+    assert [r["join_checked"]["checks"] for r in ranks] == [scenarios.STEPS + 2] * 2
+    assert scenarios.same_grads(ranks[0]["join_checked"], ranks[1]["join_checked"])
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(180)
 def test_divergence_mid_epoch_is_caught_at_the_next_backward_on_every_rank(
     ranks: list[dict[str, Any]],
 ) -> None:
@@ -191,3 +205,34 @@ def test_the_hook_hashes_the_guards_fingerprint_and_sees_every_change() -> None:
     moved, moved_values = hook.check_values(torch.float32, torch.device("cpu"))
     assert moved_values != values and not torch.equal(moved[2:], tail[2:])
     assert moved[:2].tolist() == [1.0, 1.0]  # rank 0's pilots
+
+
+def _stock_sum(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The stock hook's reduction: every rank divides by the world size, then the ranks sum."""
+    total = parts[0].clone()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4, 8])
+@pytest.mark.parametrize("agree", [True, False], ids=["agree", "one-differs"])
+def test_the_one_comparison_verdict_is_the_full_decodings(world_size: int, agree: bool) -> None:
+    alphas = [0.25] * world_size if agree else [0.25] * (world_size - 1) + [0.5]
+    shares, agreed = [], []
+    for rank, alpha in enumerate(alphas):
+        hook = _hook(world_size, rank)
+        hook.guard.slots[0].set_alpha(alpha)
+        values = hook.guard.fingerprint_values()
+        tail = hook._tails(values, torch.float32, torch.device("cpu"))
+        shares.append(tail.divided)
+        agreed.append(tail.agreed)
+    reduced = _stock_sum(shares)
+    for rank in range(world_size):
+        fast, full = _hook(world_size, rank), _hook(world_size, rank)
+        verdict = fast._agreement(_Reduction(1, [], 0, agreed[rank]), reduced)
+        assert verdict is full._agreement(_Reduction(1, [], 0), reduced) is agree
+        assert (fast.checks, fast.skipped) == (full.checks, full.skipped) == (1, 0)
+    # Sums of n equal shares are exact at powers of two: there the comparison alone decides.
+    if agree and world_size in (2, 4, 8):
+        assert all(torch.equal(reduced, image) for image in agreed)

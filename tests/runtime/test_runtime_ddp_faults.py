@@ -22,13 +22,15 @@ BOUND = scenarios.TIMEOUT + 10.0
 FAULTY = 1
 
 
-def _run(fault: str, world_size: int, tmp_path: Path) -> tuple[list[Any], float, Path]:
+def _run(
+    fault: str, world_size: int, tmp_path: Path, hooked: bool = False
+) -> tuple[list[Any], float, Path]:
     fault_file = tmp_path / "fault_at"
     results = run_on_ranks(
         scenarios.ddp_fault_job,
         world_size,
         timeout=90,
-        args=(fault, FAULTY, str(fault_file)),
+        args=(fault, FAULTY, str(fault_file), hooked),
     )
     stragglers = [r for r, out in enumerate(results) if isinstance(out, RankTimedOut)]
     assert not stragglers, f"ranks {stragglers} were still running at the deadline: {results!r}"
@@ -53,7 +55,31 @@ def _excerpt(error: BaseException) -> str:
 def test_every_rank_raises_the_guards_error(
     fault: str, world_size: int, tmp_path: Path, record_detection: Any
 ) -> None:
-    results, t_fault, fault_file = _run(fault, world_size, tmp_path)
+    _check_every_rank(fault, world_size, tmp_path, record_detection, hooked=False)
+
+
+# The comm hook waits for the gradient all-reduces inside DDP's last bucket: a peer that dies,
+# hangs or leaves while this rank is blocked there must still end in the guard's error.
+HOOKED_FAULTS = (
+    "uneven loaders",
+    "a rank that raises and exits",
+    "a rank that catches an exception and stays alive",
+    "SIGKILL",
+)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("fault", HOOKED_FAULTS, ids=lambda f: f.replace(" ", "-"))
+def test_every_rank_raises_the_guards_error_with_the_comm_hook(
+    fault: str, tmp_path: Path, record_detection: Any
+) -> None:
+    _check_every_rank(fault, 2, tmp_path, record_detection, hooked=True)
+
+
+def _check_every_rank(
+    fault: str, world_size: int, tmp_path: Path, record_detection: Any, *, hooked: bool
+) -> None:
+    results, t_fault, fault_file = _run(fault, world_size, tmp_path, hooked)
     for rank, outcome in enumerate(results):
         if rank == FAULTY and fault == "SIGKILL":
             assert isinstance(outcome, RankDied) and outcome.exitcode == -9
@@ -63,7 +89,8 @@ def test_every_rank_raises_the_guards_error(
             continue
         assert isinstance(outcome, DesyncError), f"rank {rank}: {outcome!r}"
         detected = _detected_after(fault_file, rank, t_fault)
-        record_detection(f"DDP: {fault}", world_size, rank, detected, _excerpt(outcome))
+        label = f"DDP{' + comm hook' if hooked else ''}: {fault}"
+        record_detection(label, world_size, rank, detected, _excerpt(outcome))
         assert detected <= BOUND, f"rank {rank} took {detected:.1f} s"
         _assert_message(fault, outcome, rank)
 
