@@ -1,10 +1,14 @@
 """Per-step cost of esper_runtime's DDP comm hook, against the same DDP model without it.
 
     python benchmarks/comm_hook_overhead.py [--steps 200] [--slots 1 8 64] [--features 32]
-                                            [--batch 32] [--json]
+                                            [--batch 32] [--model chain|host] [--json]
 
-Two spawned gloo ranks over loopback (CPU). For each K, two identical models of K chained
-``ReferenceSlot``s (``features`` wide) are wrapped by their own guard and DDP:
+Two spawned gloo ranks over loopback (CPU). For each K, three identical models are wrapped by
+their own guard and DDP. ``--model chain`` (the default, the worst case: a step of about a
+millisecond, so the hook's fixed cost weighs most) is K chained ``ReferenceSlot``s
+(``features`` wide); ``--model host`` is shaped like an Esper model, K slots grafted into a small
+convolutional host (two 3x3 convolutions of 16 channels on 32x32 images, then a linear layer
+to ``features`` and the slots, then a 10-way head):
 
 - ``plain``: DDP with its default all-reduce (C++, no comm hook);
 - ``python hook``: DDP with the stock ``allreduce_hook`` registered as a Python comm hook, the
@@ -46,14 +50,32 @@ from esper_runtime.testing import ReferenceSlot, run_on_ranks
 
 MODES = ("plain", "python hook", "hooked")
 WARMUP = 10
+HOST_CHANNELS = 16
 TARGET = 1.02
 COLUMNS = (*MODES, "fingerprint", "paired plain", "paired python hook")
 
 
-def _model(count: int, features: int) -> nn.Sequential:
+def _model(kind: str, count: int, features: int) -> nn.Sequential:
     torch.manual_seed(0)
     # A ramp long enough that no slot reaches its target during the run.
-    return nn.Sequential(*(ReferenceSlot(10**6, "cosine", features=features) for _ in range(count)))
+    slots = [ReferenceSlot(10**6, "cosine", features=features) for _ in range(count)]
+    if kind == "chain":
+        return nn.Sequential(*slots)
+    host = [
+        nn.Conv2d(3, HOST_CHANNELS, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(HOST_CHANNELS, HOST_CHANNELS, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(HOST_CHANNELS * 16, features),
+    ]
+    return nn.Sequential(*host, *slots, nn.Linear(features, 10))
+
+
+def _input(kind: str, batch: int, features: int, generator: torch.Generator) -> torch.Tensor:
+    shape = (batch, features) if kind == "chain" else (batch, 3, 32, 32)
+    return torch.randn(*shape, generator=generator)
 
 
 def _slowest(times: list[float]) -> list[float]:
@@ -63,7 +85,13 @@ def _slowest(times: list[float]) -> list[float]:
 
 
 def measure(
-    rank: int, world_size: int, slot_counts: list[int], steps: int, features: int, batch: int
+    rank: int,
+    world_size: int,
+    slot_counts: list[int],
+    steps: int,
+    features: int,
+    batch: int,
+    kind: str = "chain",
 ) -> dict[str, float]:
     """Runs on every rank; returns {"<mode>|<K>": median microseconds}."""
     torch.set_num_threads(1)  # two ranks on two cores: no intra-op threads fighting over them
@@ -72,7 +100,7 @@ def measure(
     for count in slot_counts:
         setups = {}
         for mode in MODES:
-            model = _model(count, features)
+            model = _model(kind, count, features)
             guard = wrap_slots(model, timeout=60)
             ddp = DistributedDataParallel(model)
             if mode == "hooked":
@@ -82,7 +110,7 @@ def measure(
             setups[mode] = (ddp, torch.optim.SGD(ddp.parameters(), lr=1e-3), guard)
         times: dict[str, list[float]] = {mode: [] for mode in (*MODES, "fingerprint")}
         for index in range(WARMUP + steps):
-            x = torch.randn(batch, features, generator=generator)
+            x = _input(kind, batch, features, generator)
             for mode in _turn_order(index):
                 ddp, optimizer, _ = setups[mode]
                 dist.barrier()
@@ -150,11 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--model", choices=("chain", "host"), default="chain")
     parser.add_argument("--json", action="store_true", help="print raw timings as JSON too")
     args = parser.parse_args(argv)
 
     outcomes = run_on_ranks(
-        measure, 2, timeout=1800, args=(args.slots, args.steps, args.features, args.batch)
+        measure,
+        2,
+        timeout=1800,
+        args=(args.slots, args.steps, args.features, args.batch, args.model),
     )
     first = outcomes[0]
     if not isinstance(first, dict):
