@@ -164,10 +164,11 @@ class SlotCheckHook:
                 partial(self._verdict, future, reduction)
             )
         except RuntimeError:
-            # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
-            # hook): decide when the values arrive; a mismatch then fails DDP's wait with our
-            # message as a RuntimeError.
-            return future.then(partial(self._verdict_in_callback, reduction))
+            # Not inside a backward: DDP's join() shadows a backward's all-reduces through the
+            # hook, and waits for each of them right after. Decide now, so that a mismatch is
+            # raised from this call and reaches join()'s caller as our error.
+            if self._agreement(reduction, future.wait()[reduction.size :]) is False:
+                raise self._desync(reduction, None) from None
         return future
 
     # ------------------------------------------------------------------ no user hook
@@ -218,24 +219,28 @@ class SlotCheckHook:
         return extended
 
     def _settle(self) -> None:
-        """Wait for this backward's all-reduces, check bucket 0's values, complete DDP's futures."""
+        """Wait for this backward's all-reduces, check bucket 0's values, complete DDP's futures.
+
+        A failure is raised from this call, the last bucket's hook, not set on a future: a
+        ``Future.set_exception`` is seen only from Python, and DDP's reducer (C++) would read the
+        exception object as the bucket's gradients. An exception raised by the hook reaches
+        DDP's caller as it is: ``backward()``, or ``join()``, whose shadow of a backward waits on
+        these futures and would otherwise carry on past a mismatch.
+        """
         launched, self._launched = self._launched, []
         check, self._check = self._check, None
+        failure: DesyncError | None = None
         try:
             for each in launched:
                 each.work.wait()
-        except Exception as error:  # noqa: BLE001 - DDP's wait re-raises it, as the stock hook's
+            if check is not None and self._agreement(*check) is False:
+                failure = self._report_mismatch(check[0])
+        finally:
+            # Set even on an error, so that no future is left pending; nobody reads them then.
             for each in launched:
-                _fail(each.future, error)
-            return
-        failure: DesyncError | None = None
-        if check is not None and self._agreement(*check) is False:
-            failure = self._report_mismatch(check[0])
-        for index, each in enumerate(launched):
-            if index == 0 and failure is not None:
-                _fail(each.future, failure)
-            else:
                 each.future.set_result(each.result)
+        if failure is not None:
+            raise failure
 
     def _report_mismatch(self, reduction: _Reduction) -> DesyncError | None:
         """Queue the report behind DDP's end of backward; outside a backward, the error itself."""
@@ -245,7 +250,7 @@ class SlotCheckHook:
             )
         except RuntimeError:
             # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
-            # hook): bucket 0's future fails, so DDP's wait raises our message.
+            # hook): the last bucket's hook raises our error.
             return self._desync(reduction, None)
         return None
 
@@ -312,14 +317,6 @@ class SlotCheckHook:
         # half-finalised.
         # Raise from a callback queued behind it: final callbacks may queue final callbacks.
         torch.autograd.Variable._execution_engine.queue_callback(fail)
-
-    def _verdict_in_callback(
-        self, reduction: _Reduction, done: Future[torch.Tensor]
-    ) -> torch.Tensor:
-        result = done.value()
-        if self._agreement(reduction, result[reduction.size :]) is False:
-            raise self._desync(reduction, None)
-        return result
 
     def _agreement(self, reduction: _Reduction, checks: torch.Tensor) -> bool | None:
         """True/False: all ranks agree or not; None: the values were not reduced over every rank.
@@ -532,11 +529,6 @@ def _fingerprint_values(guard: SlotGuard) -> list[float]:
         return values
     as_list: list[float] = slot_fingerprint(guard).tolist()
     return as_list
-
-
-def _fail(future: Future[torch.Tensor], error: BaseException) -> None:
-    # torch's stub types set_exception's argument as the future's value type.
-    future.set_exception(cast(Any, error))
 
 
 def _fallback_values(guard: SlotGuard) -> list[float]:

@@ -184,6 +184,32 @@ def _uneven(rank: int, install: bool) -> dict[str, Any]:
     }
 
 
+def join_diverge_job(rank: int, world_size: int, hook: str) -> dict[str, Any]:
+    """A mismatch while a rank is in ``join()``'s shadow; its own launch, as a fault ends in
+    ranks raising and exiting.
+
+    Rank 0 runs out of batches and joins; rank 1, alone in training, sets one slot's alpha
+    before its first extra batch. Both must raise the guard's error: rank 1 from that
+    backward, rank 0 from the shadow of it, where the hook runs outside any backward. Each rank
+    re-raises it, as an uncaught error in a real job: that ends the other's gloo collectives.
+    """
+    torch.manual_seed(0)
+    model = SlotModel()
+    guard = wrap_slots(model, timeout=5)
+    ddp = _ddp(model)
+    user_hook, user_state = _user_hook(hook, {"count": 0})
+    install_comm_hook(ddp, guard, hook=user_hook, state=user_state)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    with ddp.join():
+        for step in range(STEPS + 2 * rank):
+            if step == STEPS:
+                model.slots[1].set_alpha(0.625)
+            optimizer.zero_grad()
+            ddp(_batch(rank, step)).pow(2).mean().backward()
+            optimizer.step()
+    return {"finished": True}  # not reached when the hook sees the mismatch
+
+
 def _refusals(rank: int) -> dict[str, str]:
     """Misuse that must be refused with a clear ValueError/TypeError, before any backward."""
     messages: dict[str, str] = {}

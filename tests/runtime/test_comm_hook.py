@@ -12,7 +12,7 @@ import comm_hook_scenarios as scenarios
 import pytest
 import torch
 
-from esper_runtime import wrap_slots
+from esper_runtime import DesyncError, wrap_slots
 from esper_runtime.comm_hook import CHECK_VALUES, SlotCheckHook, _Reduction, describe_rows
 from esper_runtime.testing import ReferenceSlot, run_on_ranks
 
@@ -67,6 +67,24 @@ def test_uneven_inputs_under_join_train_as_stock_ddp_and_are_checked(
     # ranks checked every one of rank 1's backwards.
     assert [r["join_checked"]["checks"] for r in ranks] == [scenarios.STEPS + 2] * 2
     assert scenarios.same_grads(ranks[0]["join_checked"], ranks[1]["join_checked"])
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("hook", ["stock", "fp16"])
+def test_a_mismatch_seen_in_the_join_shadow_ends_every_rank_with_the_guards_error(
+    hook: str,
+) -> None:
+    # Before the fix the joined rank took the mismatch for a passed check (a failed future is
+    # seen only from Python, and DDP's shadow waits from C++) and both ranks hung.
+    results = run_on_ranks(scenarios.join_diverge_job, 2, timeout=60, args=(hook,))
+    for rank, outcome in enumerate(results):
+        assert isinstance(outcome, DesyncError), f"rank {rank}: {outcome!r}"
+        assert "the wrapped slots' state differs between ranks" in str(outcome)
+        assert f"at backward #{scenarios.STEPS + 1}" in str(outcome)
+    # Rank 0 (joined) reports its own slots, as it cannot gather the table from the shadow.
+    assert "this rank's slots: slots.0=" in str(results[0])
 
 
 @pytest.mark.slow
