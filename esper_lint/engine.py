@@ -225,13 +225,27 @@ def _dependencies(project: Project, path: Path) -> Dependencies:
     cycle was entered (``Project.summary``), so two pool workers could record two digests for
     one module, and every file recorded with the other one would miss the cache on every warm
     run (half of transformers' files did). The bytes are the same in every process, and the
-    closure of modules read holds everything a summary was computed from."""
+    closure of modules read holds everything a summary was computed from.
+
+    In a large connected project every file depends on thousands of modules, nearly the same
+    ones: files with the same closures share one tuple (built once, pickled once per chunk).
+    """
+    key = (project, project.depends_on(path), project.offer_depends_on(path))
+    found = _dependency_lists.get(key)
+    if found is None:
+        found = _dependency_lists[key] = _dependency_list(*key)
+    return found
+
+
+def _dependency_list(
+    project: Project, summaries_read: frozenset[str], offers_read: frozenset[str]
+) -> Dependencies:
     found = []
-    for module in sorted(project.depends_on(path)):
+    for module in sorted(summaries_read):
         module_file = project.index.module_file(module)
         if module_file is not None:
             found.append((str(module_file), _source_digest(project, module_file)))
-    for module in sorted(project.offer_depends_on(path)):
+    for module in sorted(offers_read):
         module_file = project.index.module_file(module)
         if module_file is not None:
             found.append((str(module_file), OFFERS_PREFIX + project.offer_digest(module)))
@@ -241,6 +255,8 @@ def _dependencies(project: Project, path: Path) -> Dependencies:
 # The digests of the project modules read in this process, by path: each checked file lists
 # thousands of them in a large connected project.
 _source_digests: dict[Path, str] = {}
+# The dependency lists built in this process, by project and the modules they name.
+_dependency_lists: dict[tuple[Project, frozenset[str], frozenset[str]], Dependencies] = {}
 
 
 def _source_digest(project: Project, module_file: Path) -> str:
@@ -383,6 +399,7 @@ class _Run:
         self.current_dependencies: dict[Dependency, bool] = {}
         self.current_groups: dict[int, tuple[Dependencies, bool]] = {}
         self.noted: set[Dependency] = set()
+        self.noted_groups: dict[int, Dependencies] = {}
         # the stat results discovery already has, by absolute path: dependencies reuse them
         self.stats: _KnownStats = _KnownStats(())
 
@@ -470,6 +487,9 @@ class _Run:
         return ("" if self.prefilter else UNGATED_PREFIX) + kind + module_path
 
     def note_summaries(self, dependencies: Dependencies) -> None:
+        if self.noted_groups.get(id(dependencies)) is dependencies:
+            return  # files of one import cycle share their list (``_dependencies``)
+        self.noted_groups[id(dependencies)] = dependencies  # keeps the id alive
         for dependency in dependencies:
             if dependency in self.noted:
                 continue
@@ -623,6 +643,7 @@ def _lint_paths(
     _indexes.clear()  # files may have changed since the last run in this process
     _projects.clear()
     _source_digests.clear()
+    _dependency_lists.clear()
     _gated = prefilter
     first = paths[0] if paths else Path(".")
     fallback_root = first if first.is_dir() else first.parent

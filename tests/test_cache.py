@@ -472,3 +472,28 @@ def test_every_process_records_the_same_digest_for_a_module_in_a_cycle(tmp_path:
     model = str(root / "pkg" / "model.py")
     assert model in recorded[0]
     assert recorded[0] == recorded[1]
+
+
+def test_the_modules_of_an_import_cycle_share_one_dependency_list(tmp_path: Path) -> None:
+    # Each lists every module of the cycle, itself included: in a large connected project
+    # (transformers) thousands of files then share a few lists instead of building their own.
+    from esper_lint import engine
+
+    root = tmp_path / "project"
+    for name, text in CYCLE.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    config = Config(root=root)
+    engine._projects.clear()
+    engine._source_digests.clear()
+    cycle = ["pkg/model.py", "pkg/peft.py", "pkg/u1.py", "pkg/u2.py"]
+    for name in [*cycle, "train.py"]:
+        engine._check_one((root / name).read_bytes(), str(root / name), config, str(root))
+    project = engine.project_at(str(root), config)
+    lists = [engine._dependencies(project, root / name) for name in cycle]
+    outside = engine._dependencies(project, root / "train.py")
+    engine._projects.clear()
+    engine._source_digests.clear()
+    assert all(found is lists[0] for found in lists)
+    assert sorted(dict(lists[0])) == sorted(str(root / name) for name in cycle)
+    assert outside == lists[0]  # train.py, outside the cycle, depends on all of it too

@@ -280,11 +280,11 @@ class Project:
             offered |= self.offered_names(module, name)
         return bool(offered) and names_pattern(offered).search(source) is not None
 
-    def offer_depends_on(self, path: Path) -> set[str]:
+    def offer_depends_on(self, path: Path) -> frozenset[str]:
         """The modules whose offers (not summaries) decided that the file at ``path`` imports
         no symmetric call."""
         reads = self.offer_reads.get(self.index.module_name(path) or "", set())
-        return self._offer_graph().quiet_closure(reads, OFFERS_CALLS) if reads else set()
+        return frozenset(self._offer_graph().quiet_closure(reads, OFFERS_CALLS) if reads else ())
 
     def offer_digest(self, name: str) -> str:
         return self._offer_graph().digest(name, OFFERS_CALLS)
@@ -294,21 +294,23 @@ class Project:
             if imported != name and self.index.module_file(imported) is not None:
                 yield imported
 
-    def depends_on(self, path: Path) -> set[str]:
+    def depends_on(self, path: Path) -> frozenset[str]:
         """The modules whose summaries the analysis of the file at ``path`` read."""
         return self.dependency_closure(self.index.module_name(path) or "")
 
-    def dependency_closure(self, name: str) -> set[str]:
-        """Every module whose summary ``name``'s analysis read, directly or through others."""
+    def dependency_closure(self, name: str) -> frozenset[str]:
+        """Every module whose summary ``name``'s analysis read, directly or through others;
+        ``name`` itself too when an import cycle leads back to it, so that every module of a
+        cycle gets the same closure (and the engine one list of dependencies for all of them)."""
         closure: set[str] = set()
         pending = list(self.dependencies.get(name, ()))
         while pending:
             module = pending.pop()
-            if module in closure or module == name:
+            if module in closure:
                 continue
             closure.add(module)
             pending.extend(self.dependencies.get(module, ()))
-        return closure
+        return frozenset(closure)
 
 
 @dataclass
