@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -173,6 +174,62 @@ def test_a_module_that_mentions_nothing_is_not_parsed(tmp_path: Path) -> None:
     assert project.could_contribute("ranked")
     plain = project.summary("chain")
     assert plain is not None and plain.functions == {}  # known to offer nothing, never parsed
+
+
+# A ring of imports: a.start -> b.middle -> c.end -> a.sync, which makes the collective. Every
+# function reaches it, whichever module's summary is asked for first.
+RING = {
+    "pkg/a.py": (
+        "import torch.distributed as dist\nfrom pkg import b\n"
+        "def start():\n    b.middle()\ndef sync():\n    dist.barrier()\n"
+    ),
+    "pkg/b.py": "from pkg import c\ndef middle():\n    c.end()\n",
+    "pkg/c.py": "from pkg import a\ndef end():\n    a.sync()\n",
+    "train.py": (
+        "from pkg import a, b, c\n"
+        "def epoch_end(rank):\n"
+        "    if rank == 0:\n        a.start()\n"
+        "    if rank == 0:\n        b.middle()\n"
+        "    if rank == 0:\n        c.end()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "order",
+    list(itertools.permutations(["pkg/a.py", "pkg/b.py", "pkg/c.py", "train.py"])),
+    ids="-".join,
+)
+def test_summaries_in_an_import_cycle_do_not_depend_on_the_order_files_are_checked(
+    tmp_path: Path, order: tuple[str, ...]
+) -> None:
+    # Pool workers and warm runs check files in other orders; before cycles were solved as a
+    # whole, the module summarised first saw the others as contributing nothing.
+    from esper_lint import engine
+
+    put(tmp_path, "pyproject.toml", "")
+    put(tmp_path, "pkg/__init__.py", "")
+    for name, text in RING.items():
+        put(tmp_path, name, text)
+    config = Config(root=tmp_path)
+    engine._projects.clear()
+    engine._indexes.clear()
+    try:
+        found = {
+            name: engine._check_one(
+                (tmp_path / name).read_bytes(), str(tmp_path / name), config, str(tmp_path)
+            )[0]
+            for name in order
+        }
+    finally:
+        engine._projects.clear()
+        engine._indexes.clear()
+    assert [(d[0], d[4]) for d in found["train.py"]] == [
+        (4, "ESP004"),
+        (6, "ESP004"),
+        (8, "ESP004"),
+    ]
+    assert all(found[name] == () for name in order if name != "train.py")
 
 
 # --- the CLI over a project --------------------------------------------------------------------
