@@ -451,13 +451,17 @@ for _helper in ("u1", "u2"):
     )
 
 
-def test_every_process_records_the_same_digest_for_a_module_in_a_cycle(tmp_path: Path) -> None:
-    from esper_lint import engine
-
-    root = tmp_path / "project"
+def _write_cycle(root: Path) -> Path:
     for name, text in CYCLE.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_every_process_records_the_same_digest_for_a_module_in_a_cycle(tmp_path: Path) -> None:
+    from esper_lint import engine
+
+    root = _write_cycle(tmp_path / "project")
     config = Config(root=root)
     recorded = []
     for first in (["pkg/model.py"], []):  # two pool workers: one lints model.py first
@@ -479,10 +483,7 @@ def test_the_modules_of_an_import_cycle_share_one_dependency_list(tmp_path: Path
     # (transformers) thousands of files then share a few lists instead of building their own.
     from esper_lint import engine
 
-    root = tmp_path / "project"
-    for name, text in CYCLE.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text, encoding="utf-8")
+    root = _write_cycle(tmp_path / "project")
     config = Config(root=root)
     engine._projects.clear()
     engine._source_digests.clear()

@@ -134,14 +134,22 @@ def _user_hook(name: str, calls: dict[str, int]) -> tuple[Any, Any]:
     return local_only_hook, None
 
 
-def _diverge(rank: int, hook: str) -> dict[str, Any]:
-    """Rank 1 sets one slot's alpha mid-epoch; every rank must raise at that step's backward."""
+def _checked_model(
+    hook: str, timeout: float
+) -> tuple[SlotModel, SlotGuard, DistributedDataParallel]:
+    """A fresh model, its guard, and its DDP wrapper with the slot check around the named hook."""
     torch.manual_seed(0)
     model = SlotModel()
-    guard = wrap_slots(model, timeout=30)
+    guard = wrap_slots(model, timeout=timeout)
     ddp = _ddp(model)
     user_hook, user_state = _user_hook(hook, {"count": 0})
     install_comm_hook(ddp, guard, hook=user_hook, state=user_state)
+    return model, guard, ddp
+
+
+def _diverge(rank: int, hook: str) -> dict[str, Any]:
+    """Rank 1 sets one slot's alpha mid-epoch; every rank must raise at that step's backward."""
+    model, guard, ddp = _checked_model(hook, timeout=30)
     reached: list[int] = []
 
     def before_step(step: int) -> None:
@@ -193,12 +201,7 @@ def join_diverge_job(rank: int, world_size: int, hook: str) -> dict[str, Any]:
     backward, rank 0 from the shadow of it, where the hook runs outside any backward. Each rank
     re-raises it, as an uncaught error in a real job: that ends the other's gloo collectives.
     """
-    torch.manual_seed(0)
-    model = SlotModel()
-    guard = wrap_slots(model, timeout=5)
-    ddp = _ddp(model)
-    user_hook, user_state = _user_hook(hook, {"count": 0})
-    install_comm_hook(ddp, guard, hook=user_hook, state=user_state)
+    model, _guard, ddp = _checked_model(hook, timeout=5)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
     with ddp.join():
         for step in range(STEPS + 2 * rank):
