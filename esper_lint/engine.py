@@ -221,11 +221,11 @@ def _dependencies(project: Project, path: Path) -> Dependencies:
     read, with the digest of their bytes, and those whose offers decided that it is no
     candidate, with the digest of what they offer.
 
-    Not the digest of a summary: in an import cycle, a module's summary depends on where the
-    cycle was entered (``Project.summary``), so two pool workers could record two digests for
-    one module, and every file recorded with the other one would miss the cache on every warm
-    run (half of transformers' files did). The bytes are the same in every process, and the
-    closure of modules read holds everything a summary was computed from.
+    Not the digest of a summary: the bytes are the same in every process, and the closure of
+    modules read holds everything a summary was computed from. (Before import cycles were
+    solved to a fixpoint, a summary in a cycle depended on where the cycle was entered, and two
+    pool workers recorded two digests for ``modeling_utils.py``: half of transformers' files
+    missed the cache on every warm run.)
 
     In a large connected project every file depends on thousands of modules, nearly the same
     ones: files with the same closures share one tuple (built once, pickled once per chunk).

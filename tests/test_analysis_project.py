@@ -203,8 +203,8 @@ RING = {
 def test_summaries_in_an_import_cycle_do_not_depend_on_the_order_files_are_checked(
     tmp_path: Path, order: tuple[str, ...]
 ) -> None:
-    # Pool workers and warm runs check files in other orders; before cycles were solved as a
-    # whole, the module summarised first saw the others as contributing nothing.
+    # Pool workers and warm runs check files in other orders; before cycles were solved to a
+    # fixpoint, the module summarised first saw the others as contributing nothing.
     from esper_lint import engine
 
     put(tmp_path, "pyproject.toml", "")
