@@ -285,13 +285,10 @@ class Project:
         """Whether importing module ``name`` can give an importer a symmetric call or a rank
         source, itself or through the project modules it imports (``offers``). A module that
         offers nothing has nothing for an importer and is not parsed."""
-        if not self.gated:
-            return self.index.module_file(name) is not None
-        graph = self._offer_graph()
-        found = graph.offers(name, OFFERS_ANYTHING)
-        if not found:
+        found = self._contributes(name)
+        if not found and self.gated:
             # what this module has to offer depends on what it imports: so do its importers
-            self.dependencies.setdefault(name, set()).update(graph.imports(name))
+            self.dependencies.setdefault(name, set()).update(self._offer_graph().imports(name))
         return found
 
     def cycle_of(self, name: str) -> tuple[str, ...]:
@@ -324,6 +321,7 @@ class Project:
         return [module for module in dict.fromkeys(imported) if self._contributes(module)]
 
     def _contributes(self, name: str) -> bool:
+        """``could_contribute`` without recording what the answer depends on."""
         if not self.gated:
             return self.index.module_file(name) is not None
         return self._offer_graph().offers(name, OFFERS_ANYTHING)
