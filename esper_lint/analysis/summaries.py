@@ -122,6 +122,9 @@ class Project:
         # summaries of the cycle being solved.
         self._cycles: dict[str, tuple[str, ...]] = {}
         self._imports: dict[str, list[str]] = {}  # its imports that could contribute
+        # The same over every project import, whether or not the module could contribute.
+        self._import_cycles: dict[str, tuple[str, ...]] = {}
+        self._all_imports: dict[str, list[str]] = {}
         self.solving: dict[str, ModuleSummary | None] = {}
         self._solves: list[_Solve] = []  # the cycles being solved, innermost last
         self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
@@ -157,7 +160,7 @@ class Project:
             and name not in self.summaries
             and not self.in_progress
             and not self.incomplete
-            and len(self.cycle_of(name)) == 1
+            and (self._outside_any_cycle(name) or len(self.cycle_of(name)) == 1)
         ):
             self.summaries[name] = summary_of(walker)
 
@@ -295,16 +298,25 @@ class Project:
         """The modules of ``name``'s import cycle in name order (``(name,)`` outside any): the
         strongly connected component of the graph of project imports between modules that could
         contribute (one that cannot is never walked, so no cycle runs through it)."""
-        if name not in self._cycles:
-            # A module with a known cycle is in a finished component, which cannot hold name.
-            def unsolved(module: str) -> list[str]:
-                return [m for m in self._contributing_imports(module) if m not in self._cycles]
+        return _component(name, self._cycles, self._contributing_imports)
 
-            for component in _strongly_connected(name, unsolved):
-                ordered = tuple(sorted(component))
-                for module in component:
-                    self._cycles[module] = ordered
-        return self._cycles.get(name, (name,))
+    def _outside_any_cycle(self, name: str) -> bool:
+        """Whether no chain of project imports leads from ``name`` back to it. Those imports hold
+        the ones ``cycle_of`` follows, so such a module is in no cycle, and this answer needs
+        only the modules' import lines, not the offer graph's reading of what they contribute."""
+        return len(_component(name, self._import_cycles, self._project_imports_of)) == 1
+
+    def _project_imports_of(self, name: str) -> list[str]:
+        known = self._all_imports.get(name)
+        if known is None:
+            path = self.index.module_file(name)
+            source = self.index.source(path) if path is not None else None
+            known = []
+            if path is not None and source is not None:
+                found = self.project_imports(source, name, path.name == "__init__.py")
+                known = list(dict.fromkeys(found))
+            self._all_imports[name] = known
+        return known
 
     def _contributing_imports(self, name: str) -> list[str]:
         known = self._imports.get(name)
@@ -520,6 +532,23 @@ def summary_of(walker: Walker) -> ModuleSummary:
     defined = set(summary.functions) | set(summary.classes)
     summary.aliases = {k: v for k, v in walker.imports.aliases.items() if k not in defined}
     return summary
+
+
+def _component(
+    name: str, known: dict[str, tuple[str, ...]], successors: Callable[[str], list[str]]
+) -> tuple[str, ...]:
+    """The strongly connected component of ``name`` in name order, found with the components
+    already ``known`` (which it extends) left out: a finished component cannot hold ``name``."""
+    if name not in known:
+
+        def unfinished(module: str) -> list[str]:
+            return [m for m in successors(module) if m not in known]
+
+        for component in _strongly_connected(name, unfinished):
+            ordered = tuple(sorted(component))
+            for module in component:
+                known[module] = ordered
+    return known.get(name, (name,))
 
 
 def _strongly_connected(start: str, successors: Callable[[str], list[str]]) -> Iterator[set[str]]:
