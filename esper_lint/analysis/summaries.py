@@ -118,14 +118,13 @@ class Project:
         self.incomplete: set[str] = set()
         self.provisional: dict[str, ModuleSummary | None] = {}
         self.retries: dict[str, int] = {}
-        # The import cycle of each module met (its modules, in name order), and the latest
-        # summaries of the cycle being solved.
-        self._cycles: dict[str, tuple[str, ...]] = {}
-        self._imports: dict[str, list[str]] = {}  # its imports that could contribute
-        # The same over every project import, whether or not the module could contribute.
-        self._import_cycles: dict[str, tuple[str, ...]] = {}
+        # Each module's project imports, and its strongly connected component (in name order)
+        # over them; then the same over the imports between modules that could contribute.
         self._all_imports: dict[str, list[str]] = {}
-        self.solving: dict[str, ModuleSummary | None] = {}
+        self._import_cycles: dict[str, tuple[str, ...]] = {}
+        self._imports: dict[str, list[str]] = {}
+        self._cycles: dict[str, tuple[str, ...]] = {}
+        self.solving: dict[str, ModuleSummary | None] = {}  # the latest, of the cycles solved
         self._solves: list[_Solve] = []  # the cycles being solved, innermost last
         self.dependencies: dict[str, set[str]] = {}  # module -> modules it asked about
         self._offers: OfferGraph | None = None
@@ -160,7 +159,7 @@ class Project:
             and name not in self.summaries
             and not self.in_progress
             and not self.incomplete
-            and (self._outside_any_cycle(name) or len(self.cycle_of(name)) == 1)
+            and len(self.cycle_of(name)) == 1
         ):
             self.summaries[name] = summary_of(walker)
 
@@ -297,14 +296,14 @@ class Project:
     def cycle_of(self, name: str) -> tuple[str, ...]:
         """The modules of ``name``'s import cycle in name order (``(name,)`` outside any): the
         strongly connected component of the graph of project imports between modules that could
-        contribute (one that cannot is never walked, so no cycle runs through it)."""
-        return _component(name, self._cycles, self._contributing_imports)
+        contribute (one that cannot is never walked, so no cycle runs through it).
 
-    def _outside_any_cycle(self, name: str) -> bool:
-        """Whether no chain of project imports leads from ``name`` back to it. Those imports hold
-        the ones ``cycle_of`` follows, so such a module is in no cycle, and this answer needs
-        only the modules' import lines, not the offer graph's reading of what they contribute."""
-        return len(_component(name, self._import_cycles, self._project_imports_of)) == 1
+        That graph is a subgraph of the one over every project import: a module outside any
+        cycle of the latter is answered from import lines alone, without the offer graph's
+        reading of what each module reached contributes."""
+        if len(_component(name, self._import_cycles, self._project_imports_of)) == 1:
+            return (name,)
+        return _component(name, self._cycles, self._contributing_imports)
 
     def _project_imports_of(self, name: str) -> list[str]:
         known = self._all_imports.get(name)
@@ -325,12 +324,10 @@ class Project:
         return known
 
     def _read_contributing_imports(self, name: str) -> list[str]:
-        path = self.index.module_file(name)
-        source = self.index.source(path) if path is not None else None
-        if path is None or source is None or not self._contributes(name):
+        imported = self._project_imports_of(name)
+        if not imported or not self._contributes(name):
             return []
-        imported = self.project_imports(source, name, path.name == "__init__.py")
-        return [module for module in dict.fromkeys(imported) if self._contributes(module)]
+        return [module for module in imported if self._contributes(module)]
 
     def _contributes(self, name: str) -> bool:
         """``could_contribute`` without recording what the answer depends on."""
