@@ -136,6 +136,8 @@ class SlotCheckHook:
     # The default path's buckets of the backward in progress, and bucket 0's check, if any.
     _launched: list[_Launched] = field(default_factory=list)
     _check: tuple[_Reduction, torch.Tensor] | None = None  # (the check, its values' view)
+    # With a user hook, bucket 0's check in join()'s shadow, decided at the shadow's last bucket.
+    _shadowed: tuple[Future[torch.Tensor], _Reduction] | None = None
 
     def __repr__(self) -> str:
         hook = getattr(self.inner_hook, "__qualname__", repr(self.inner_hook))
@@ -146,10 +148,15 @@ class SlotCheckHook:
     def run(self, bucket: GradBucket) -> Future[torch.Tensor]:
         if self.default_allreduce:
             return self._run_allreduce(bucket)
+        if bucket.index() == 0:
+            self._shadowed = None  # a shadow abandoned midway
         # Bucket 0: one per backward, and the small one (DDP caps the first bucket at 1 MiB by
         # default; the last bucket may hold 25 MiB, and the check values go into a copy of it).
         if bucket.index() != 0 or not self.guard.active:
-            return self.inner_hook(self.inner_state, bucket)
+            result = self.inner_hook(self.inner_state, bucket)
+            if bucket.is_last() and self._shadowed is not None:
+                self._decide_shadowed()
+            return result
         self._backwards += 1
         buffer = bucket.buffer()
         values = _fingerprint_values(self.guard)
@@ -165,11 +172,20 @@ class SlotCheckHook:
             )
         except RuntimeError:
             # Not inside a backward: DDP's join() shadows a backward's all-reduces through the
-            # hook, and waits for each of them right after. Decide now, so that a mismatch is
-            # raised from this call and reaches join()'s caller as our error.
-            if self._agreement(reduction, future.wait()[reduction.size :]) is False:
-                raise self._desync(reduction, None) from None
+            # hook, launching every bucket's before waiting for any. Decide at the last one, so
+            # that a mismatch is raised from the hook and reaches join()'s caller as our error,
+            # and the table's gather follows every all-reduce, as on the ranks still training.
+            self._shadowed = (future, reduction)
+            if bucket.is_last():
+                self._decide_shadowed()
         return future
+
+    def _decide_shadowed(self) -> None:
+        """Check bucket 0's values in join()'s shadow; a mismatch is raised with the table."""
+        assert self._shadowed is not None
+        (future, reduction), self._shadowed = self._shadowed, None
+        if self._agreement(reduction, future.wait()[reduction.size :]) is False:
+            raise self._desync(reduction, self._gather_rows(reduction)) from None
 
     # ------------------------------------------------------------------ no user hook
 
@@ -250,8 +266,9 @@ class SlotCheckHook:
             )
         except RuntimeError:
             # Not inside a backward (DDP's join() shadows a backward's all-reduces through the
-            # hook): the last bucket's hook raises our error.
-            return self._desync(reduction, None)
+            # hook): the last bucket's hook raises our error. Every all-reduce of the shadow is
+            # done, so the table's gather meets the training ranks' own, after their backward.
+            return self._desync(reduction, self._gather_rows(reduction))
         return None
 
     def _extended_like(self, buffer: torch.Tensor) -> _Extended:

@@ -192,20 +192,21 @@ def _uneven(rank: int, install: bool) -> dict[str, Any]:
     }
 
 
-def join_diverge_job(rank: int, world_size: int, hook: str) -> dict[str, Any]:
-    """A mismatch while a rank is in ``join()``'s shadow; its own launch, as a fault ends in
+def join_diverge_job(rank: int, world_size: int, hook: str, at: int) -> dict[str, Any]:
+    """A mismatch while ranks are in ``join()``'s shadow; its own launch, as a fault ends in
     ranks raising and exiting.
 
-    Rank 0 runs out of batches and joins; rank 1, alone in training, sets one slot's alpha
-    before its first extra batch. Both must raise the guard's error: rank 1 from that
-    backward, rank 0 from the shadow of it, where the hook runs outside any backward. Each rank
-    re-raises it, as an uncaught error in a real job: that ends the other's gloo collectives.
+    Rank r has ``STEPS + 2 r`` batches, so ranks join two steps apart; every rank still
+    training at step ``at`` sets one slot's alpha before that batch. All must raise the guard's
+    error with the per-rank table: the training ranks from that backward, the joined ones from
+    the shadow of it, where the hook runs outside any backward. Each rank re-raises it, as an
+    uncaught error in a real job: that ends the others' gloo collectives.
     """
     model, _guard, ddp = _checked_model(hook, timeout=5)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
     with ddp.join():
         for step in range(STEPS + 2 * rank):
-            if step == STEPS:
+            if step == at:
                 model.slots[1].set_alpha(0.625)
             optimizer.zero_grad()
             ddp(_batch(rank, step)).pow(2).mean().backward()

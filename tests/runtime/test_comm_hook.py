@@ -72,19 +72,30 @@ def test_uneven_inputs_under_join_train_as_stock_ddp_and_are_checked(
 @pytest.mark.slow
 @pytest.mark.multiprocess
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("hook", ["stock", "fp16"])
+@pytest.mark.parametrize(
+    ("hook", "world_size", "joined"),
+    [("stock", 2, 1), ("fp16", 2, 1), ("stock", 4, 2), ("fp16", 4, 2)],
+)
 def test_a_mismatch_seen_in_the_join_shadow_ends_every_rank_with_the_guards_error(
-    hook: str,
+    hook: str, world_size: int, joined: int
 ) -> None:
     # Before the fix the joined rank took the mismatch for a passed check (a failed future is
     # seen only from Python, and DDP's shadow waits from C++) and both ranks hung.
-    results = run_on_ranks(scenarios.join_diverge_job, 2, timeout=60, args=(hook,))
+    at = scenarios.STEPS + 2 * (joined - 1)  # ranks 0 .. joined - 1 are in join()'s shadow
+    results = run_on_ranks(scenarios.join_diverge_job, world_size, timeout=60, args=(hook, at))
+    divergence = ", ".join(
+        f"rank {r} has {0.0 if r < joined else 0.625}" for r in range(world_size)
+    )
     for rank, outcome in enumerate(results):
         assert isinstance(outcome, DesyncError), f"rank {rank}: {outcome!r}"
-        assert "the wrapped slots' state differs between ranks" in str(outcome)
-        assert f"at backward #{scenarios.STEPS + 1}" in str(outcome)
-    # Rank 0 (joined) reports its own slots, as it cannot gather the table from the shadow.
-    assert "this rank's slots: slots.0=" in str(results[0])
+        message = str(outcome)
+        assert "the wrapped slots' state differs between ranks" in message
+        assert f"at backward #{at + 1}" in message
+        # The table, whichever rank's verdict came first: the joined ranks gather it from the
+        # shadow, after its last all-reduce, as the training ranks do after their backward.
+        assert f"first divergence: slot 'slots.1', state.alpha: {divergence}" in message, (
+            f"rank {rank}: {message}"
+        )
 
 
 @pytest.mark.slow
