@@ -366,11 +366,13 @@ def test_reference_slot_curves_differ_and_forward_blends() -> None:
         slot.step_epoch()
     assert len({s.alpha for s in mid.values()}) == 3
     slot = ReferenceSlot(4, features=3)
-    x = torch.randn(2, 3)
+    x = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
     host = slot.host(x)
     assert torch.allclose(slot(x), host)  # alpha 0: host path only
     slot.set_alpha(1.0)
-    assert torch.allclose(slot(x), slot.seed(host))  # alpha 1: seed path only
+    # alpha 1: seed path only. The blend computes host + (seed - host), exact only up to the
+    # rounding of host: an absolute tolerance, as seed values near 0 made rtol alone flaky.
+    assert torch.allclose(slot(x), slot.seed(host), atol=1e-6)
     empty = ReferenceSlot(seeded=False)
     assert empty.state is None and not empty.advance_stage().passed
     empty.step_epoch()
