@@ -68,7 +68,7 @@ _DISTRIBUTED_MARKERS = (
 class _Activity:
     """What this process's main thread is doing; written by it, read by the watchdog threads."""
 
-    state: str = "running"  # running | backward | sync | advance | finished | exited
+    state: str = "running"  # running | backward | join | sync | advance | finished | exited
     detail: str = ""
     where: str = ""
     since: float = field(default_factory=time.monotonic)
@@ -90,6 +90,9 @@ activity = _Activity()
 # The states in which a peer is gone for good: it ran to the end, raised and exited, or gave its
 # guard up with unwrap() ("left"). Such a peer no longer heartbeats and is no longer awaited.
 GONE_STATES = ("finished", "exited", "left")
+# The states in which the main thread waits in a collective the guard does not run, so that a
+# wait longer than the timeout while a peer is elsewhere is a fault.
+_BLOCKING_STATES = ("backward", "advance", "join")
 _watchdogs: list[Watchdog] = []  # started and not stopped, oldest first
 
 
@@ -380,7 +383,7 @@ class Watchdog:
                 # A rank that left is a fault only for a rank that still needs it: one in a
                 # sync the leaver never reached, or blocked in a collective for a while.
                 behind = state == "sync" and int(peer.status.get("sync", 0)) < my_sync
-                stuck = state in ("backward", "advance") and blocked_for > 1.0 + self.heartbeat
+                stuck = state in _BLOCKING_STATES and blocked_for > 1.0 + self.heartbeat
                 if behind or stuck or self.failure_seen:
                     headline = (
                         f"rank {rank} {_describe_state(peer.status, 0.0)}, and rank {self.rank} "
@@ -393,7 +396,7 @@ class Watchdog:
                     "(killed, crashed or frozen)"
                 )
                 return self._verdict_text(headline), (rank,)
-        if state in ("backward", "advance") and now - activity.since > self.timeout:
+        if state in _BLOCKING_STATES and now - activity.since > self.timeout:
             # Not compared: step counts (a rank-local backward makes them differ legitimately).
             others = [
                 rank
@@ -538,7 +541,7 @@ def _state_phrase(status: dict[str, Any]) -> str:
     where = f" at {status['where']}" if status.get("where") else ""
     if state == "backward":
         return f"backward (step #{status.get('steps', '?')}){where}"
-    if state in ("sync", "advance"):
+    if state in ("sync", "advance", "join"):
         return f"{status.get('detail', state)}{where}"
     return f"{state}{where}"
 
@@ -620,7 +623,8 @@ _original_backward: Callable[..., Any] | None = None
 
 
 def watch_backward(guard: Any) -> None:
-    """Route ``torch.autograd.backward`` through the guard while any guard is active.
+    """Route ``torch.autograd.backward`` and ``join()``'s wait through the guard while any guard
+    is active.
 
     One Python call per backward (never per forward): it flushes coalesced ticks, marks the main
     thread as "in backward" for the watchdog, and turns a failed all-reduce into the verdict.
@@ -629,6 +633,7 @@ def watch_backward(guard: Any) -> None:
     global _original_backward
     _before_backward.add(guard)
     _install_exit_hooks()
+    _watch_join()
     if _original_backward is not None:
         return
     original = torch.autograd.backward
@@ -653,6 +658,55 @@ def unwatch_backward(guard: Any) -> None:
     if not _before_backward and _original_backward is not None:
         torch.autograd.backward = _original_backward
         _original_backward = None
+        _unwatch_join()
+
+
+_JOIN_DETAIL = "ddp.join(), waiting for the ranks still training"
+_original_join: tuple[Callable[..., Any], Callable[..., Any]] | None = None
+
+
+def _watch_join() -> None:
+    """Mark the main thread as "in ddp.join()" while a rank that ran out of inputs waits there.
+
+    A joined rank loops in ``Join.__exit__``: one all-reduce per step of the ranks still
+    training, then the shadow of that step's collectives. The watchdog took it for a rank running
+    Python, so a peer alive out of step left it blocked with no timeout, and a peer's exit
+    reached it as gloo's raw error. Each round of the loop restarts the clock, so the timeout
+    bounds the wait for one step of the others, as in a backward. Both patched attributes are
+    torch's own; should a torch release rename them, ``join()`` goes unwatched.
+    """
+    global _original_join
+    from torch.distributed.algorithms.join import Join
+
+    original_exit = Join.__exit__
+    original_count = getattr(Join, "_get_num_nonjoined_procs", None)
+    if _original_join is not None or original_count is None:
+        return
+    _original_join = (original_exit, original_count)
+
+    def __exit__(self: Join, kind: Any, value: Any, traceback: Any) -> Any:
+        if kind is not None:  # the block raised: torch's __exit__ only lets it through
+            return original_exit(self, kind, value, traceback)
+        with translating("join", _JOIN_DETAIL, user_location()):
+            return original_exit(self, kind, value, traceback)
+
+    def _get_num_nonjoined_procs(self: Join) -> Any:
+        if activity.state == "join":
+            activity.since = time.monotonic()  # a new round: a new step of the others
+        return original_count(self)
+
+    Join.__exit__ = __exit__  # type: ignore[method-assign]
+    Join._get_num_nonjoined_procs = _get_num_nonjoined_procs  # type: ignore[method-assign]
+
+
+def _unwatch_join() -> None:
+    global _original_join
+    if _original_join is None:
+        return
+    from torch.distributed.algorithms.join import Join
+
+    Join.__exit__, Join._get_num_nonjoined_procs = _original_join  # type: ignore[method-assign]
+    _original_join = None
 
 
 _exit_hooks_installed = False

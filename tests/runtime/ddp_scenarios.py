@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,18 @@ FAULTS = (
     "different slot counts",
     "an extra guard.step_epoch() after the loop",
 )
+# Inside ``with ddp.join():`` the faulty rank has JOIN_EXTRA_BATCHES more batches every epoch,
+# so the others join and wait in join()'s loop while it trains alone; the fault hits its first
+# extra batch of the fault epoch. A slow tail is no fault: each extra batch takes TAIL_STEP_S,
+# the tail more than the guard's timeout.
+JOIN_EXTRA_BATCHES = 4
+TAIL_STEP_S = 0.8
+SLOW_TAIL = "a slow uneven tail (no fault)"
+JOIN_FAULTS = (
+    "a rank that raises and exits",
+    "a rank that catches an exception and stays alive",
+    "SIGKILL",
+)
 
 
 class EsperLikeNet(nn.Module):
@@ -58,9 +71,16 @@ def _mark_fault(fault_file: str) -> None:
 
 
 def ddp_fault_job(
-    rank: int, world_size: int, fault: str, faulty: int, fault_file: str, hooked: bool = False
+    rank: int,
+    world_size: int,
+    fault: str,
+    faulty: int,
+    fault_file: str,
+    hooked: bool = False,
+    join: bool = False,
 ) -> Any:
-    """One fault in the training loop; ``hooked``: with the slot check in DDP's comm hook."""
+    """One fault in the training loop; ``hooked``: with the slot check in DDP's comm hook;
+    ``join``: each epoch's batches inside ``ddp.join()``, the faulty rank's loader longer."""
     torch.manual_seed(0)
     is_faulty = rank == faulty
     slots = 3 if fault == "different slot counts" and is_faulty else 2
@@ -73,7 +93,7 @@ def ddp_fault_job(
         ddp = DistributedDataParallel(model)
         if hooked:
             install_comm_hook(ddp, guard)
-        _train(rank, ddp, model, fault, is_faulty, fault_file)
+        _train(rank, ddp, model, fault, is_faulty, fault_file, join)
         guard.flush()  # the last epoch's coalesced ticks, before the loop ends
         syncs = guard.stats["syncs"]
         if fault == "an extra guard.step_epoch() after the loop" and is_faulty:
@@ -89,26 +109,31 @@ def ddp_fault_job(
 
 def _train(
     rank: int,
-    ddp: nn.Module,
+    ddp: DistributedDataParallel,
     model: EsperLikeNet,
     fault: str,
     is_faulty: bool,
     fault_file: str,
+    join: bool,
 ) -> None:
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.01)
     generator = torch.Generator().manual_seed(100 + rank)
     for epoch in range(EPOCHS):
         at_fault = epoch == FAULT_EPOCH and is_faulty
         batches = BATCHES + (1 if at_fault and fault == "uneven loaders" else 0)
-        for batch in range(batches):
-            if at_fault and batch == 1:
-                _inject_mid_epoch(fault, model, fault_file)
-            if at_fault and fault == "uneven loaders" and batch == BATCHES:
-                _mark_fault(fault_file)  # the batch the other ranks do not have
-            loss = ddp(torch.randn(8, 4, generator=generator)).pow(2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        batches += JOIN_EXTRA_BATCHES if join and is_faulty else 0
+        with ddp.join() if join else nullcontext():
+            for batch in range(batches):
+                if at_fault and batch == (BATCHES if join else 1):
+                    _inject_mid_epoch(fault, model, fault_file)
+                if at_fault and fault == "uneven loaders" and batch == BATCHES:
+                    _mark_fault(fault_file)  # the batch the other ranks do not have
+                if join and is_faulty and fault == SLOW_TAIL and batch >= BATCHES:
+                    time.sleep(TAIL_STEP_S)
+                loss = ddp(torch.randn(8, 4, generator=generator)).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
         for slot in model.blocks:  # Esper's per-slot tick loop
             slot.step_epoch()
         if epoch == FAULT_EPOCH and fault == "a skipped advance_stage":

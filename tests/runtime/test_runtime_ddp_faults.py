@@ -23,14 +23,14 @@ FAULTY = 1
 
 
 def _run(
-    fault: str, world_size: int, tmp_path: Path, hooked: bool = False
+    fault: str, world_size: int, tmp_path: Path, hooked: bool = False, join: bool = False
 ) -> tuple[list[Any], float, Path]:
     fault_file = tmp_path / "fault_at"
     results = run_on_ranks(
         scenarios.ddp_fault_job,
         world_size,
         timeout=90,
-        args=(fault, FAULTY, str(fault_file), hooked),
+        args=(fault, FAULTY, str(fault_file), hooked, join),
     )
     stragglers = [r for r, out in enumerate(results) if isinstance(out, RankTimedOut)]
     assert not stragglers, f"ranks {stragglers} were still running at the deadline: {results!r}"
@@ -61,10 +61,47 @@ def test_every_rank_raises_the_guards_error(
     _check_every_rank(fault, world_size, tmp_path, record_detection, hooked=hooked)
 
 
-def _check_every_rank(
-    fault: str, world_size: int, tmp_path: Path, record_detection: Any, *, hooked: bool
+# Inside ddp.join(): the other ranks have run out of batches and wait in join()'s loop, in
+# collectives the guard does not run, while the faulty rank trains alone and fails.
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("hooked", [False, True], ids=["plain", "comm-hook"])
+@pytest.mark.parametrize("world_size", [2, 4], ids=["ws2", "ws4"])
+@pytest.mark.parametrize("fault", scenarios.JOIN_FAULTS, ids=lambda f: f.replace(" ", "-"))
+def test_every_rank_raises_the_guards_error_inside_join(
+    fault: str, world_size: int, hooked: bool, tmp_path: Path, record_detection: Any
 ) -> None:
-    results, t_fault, fault_file = _run(fault, world_size, tmp_path, hooked)
+    _check_every_rank(fault, world_size, tmp_path, record_detection, hooked=hooked, join=True)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("hooked", [False, True], ids=["plain", "comm-hook"])
+@pytest.mark.parametrize("world_size", [2, 4], ids=["ws2", "ws4"])
+def test_a_slow_uneven_tail_inside_join_is_no_fault(
+    world_size: int, hooked: bool, tmp_path: Path
+) -> None:
+    # The joined ranks wait longer than the timeout in all, but never longer than one step of the
+    # faulty rank at a time: join()'s wait restarts its clock at every round.
+    assert scenarios.JOIN_EXTRA_BATCHES * scenarios.TAIL_STEP_S > 1.5 * scenarios.TIMEOUT
+    results = run_on_ranks(
+        scenarios.ddp_fault_job,
+        world_size,
+        timeout=90,
+        args=(scenarios.SLOW_TAIL, FAULTY, str(tmp_path / "fault_at"), hooked, True),
+    )
+    assert all(isinstance(outcome, dict) for outcome in results), repr(results)
+    assert len({outcome["syncs"] for outcome in results}) == 1, repr(results)
+
+
+def _check_every_rank(
+    fault: str,
+    world_size: int,
+    tmp_path: Path,
+    record_detection: Any,
+    *,
+    hooked: bool,
+    join: bool = False,
+) -> None:
+    results, t_fault, fault_file = _run(fault, world_size, tmp_path, hooked, join)
     for rank, outcome in enumerate(results):
         if rank == FAULTY and fault == "SIGKILL":
             assert isinstance(outcome, RankDied) and outcome.exitcode == -9
@@ -74,10 +111,13 @@ def _check_every_rank(
             continue
         assert isinstance(outcome, DesyncError), f"rank {rank}: {outcome!r}"
         detected = _detected_after(fault_file, rank, t_fault)
-        label = f"DDP{' + comm hook' if hooked else ''}: {fault}"
+        label = f"DDP{' + comm hook' if hooked else ''}{' in join()' if join else ''}: {fault}"
         record_detection(label, world_size, rank, detected, _excerpt(outcome))
         assert detected <= BOUND, f"rank {rank} took {detected:.1f} s"
         _assert_message(fault, outcome, rank)
+        if join:
+            # Each waiting rank is named as waiting in join(), not as running Python.
+            assert "in ddp.join(), waiting for the ranks still training at" in str(outcome)
 
 
 def _assert_message(fault: str, error: DesyncError, rank: int) -> None:

@@ -555,6 +555,21 @@ def test_consecutive_slot_ticks_coalesce_into_one_sync(single_rank_group: None) 
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_join_is_watched_while_a_guard_is_active_and_given_back_after(
+    single_rank_group: None,
+) -> None:
+    from torch.distributed.algorithms.join import Join
+
+    original = (Join.__exit__, Join._get_num_nonjoined_procs)
+    guard = _active_guard([ReferenceSlot(10)])
+    # join()'s loop is where a rank that ran out of inputs waits: the watchdog must see it.
+    assert Join.__exit__ is not original[0]
+    assert Join._get_num_nonjoined_procs is not original[1]
+    guard.unwrap()
+    assert (Join.__exit__, Join._get_num_nonjoined_procs) == original
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
 def test_pending_ticks_are_synced_at_the_next_backward(single_rank_group: None) -> None:
     model = nn.Sequential(ReferenceSlot(10), ReferenceSlot(10))
     guard = _active_guard(list(model))
