@@ -44,10 +44,17 @@ class SlotModel(nn.Module):
         return result
 
 
-def _ddp(model: nn.Module, bucket_view: bool = False) -> DistributedDataParallel:
+def _ddp(
+    model: nn.Module, bucket_view: bool = False, static_graph: bool = False
+) -> DistributedDataParallel:
     # 0.5 kB buckets: the model's 561 parameters (2.2 kB) land in several buckets once DDP
     # rebuilds them after the first backward.
-    return DistributedDataParallel(model, bucket_cap_mb=0.0005, gradient_as_bucket_view=bucket_view)
+    return DistributedDataParallel(
+        model,
+        bucket_cap_mb=0.0005,
+        gradient_as_bucket_view=bucket_view,
+        static_graph=static_graph,
+    )
 
 
 def _batch(rank: int, step: int) -> torch.Tensor:
@@ -84,12 +91,14 @@ def _same(first: list[list[torch.Tensor]], second: list[list[torch.Tensor]]) -> 
     )
 
 
-def _run(rank: int, hook: str, *, install: bool, bucket_view: bool = False) -> dict[str, Any]:
+def _run(
+    rank: int, hook: str, *, install: bool, bucket_view: bool = False, static_graph: bool = False
+) -> dict[str, Any]:
     """A short training run with or without the slot check, around the named user hook."""
     torch.manual_seed(0)
     model = SlotModel()
     guard = wrap_slots(model, timeout=30)
-    ddp = _ddp(model, bucket_view)
+    ddp = _ddp(model, bucket_view, static_graph)
     calls = {"count": 0}
     user_hook, user_state = _user_hook(hook, calls)
     check = None
@@ -135,21 +144,21 @@ def _user_hook(name: str, calls: dict[str, int]) -> tuple[Any, Any]:
 
 
 def _checked_model(
-    hook: str, timeout: float
+    hook: str, timeout: float, static_graph: bool = False
 ) -> tuple[SlotModel, SlotGuard, DistributedDataParallel]:
     """A fresh model, its guard, and its DDP wrapper with the slot check around the named hook."""
     torch.manual_seed(0)
     model = SlotModel()
     guard = wrap_slots(model, timeout=timeout)
-    ddp = _ddp(model)
+    ddp = _ddp(model, static_graph=static_graph)
     user_hook, user_state = _user_hook(hook, {"count": 0})
     install_comm_hook(ddp, guard, hook=user_hook, state=user_state)
     return model, guard, ddp
 
 
-def _diverge(rank: int, hook: str) -> dict[str, Any]:
+def _diverge(rank: int, hook: str, static_graph: bool = False) -> dict[str, Any]:
     """Rank 1 sets one slot's alpha mid-epoch; every rank must raise at that step's backward."""
-    model, guard, ddp = _checked_model(hook, timeout=30)
+    model, guard, ddp = _checked_model(hook, timeout=30, static_graph=static_graph)
     reached: list[int] = []
 
     def before_step(step: int) -> None:
@@ -259,6 +268,12 @@ def comm_hook_job(rank: int, world_size: int) -> dict[str, Any]:
         "join_checked": _uneven(rank, install=True),
         "diverge_stock": _diverge(rank, "stock"),
         "diverge_fp16": _diverge(rank, "fp16"),
+        # DDP(static_graph=True): the buckets are rebuilt after the first backward, then fixed.
+        "static_plain": _run(rank, "fp16", install=False, static_graph=True),
+        "static_checked": _run(rank, "fp16", install=True, static_graph=True),
+        "static_stock_plain": _run(rank, "stock", install=False, static_graph=True),
+        "static_stock_checked": _run(rank, "stock", install=True, static_graph=True),
+        "diverge_static": _diverge(rank, "stock", static_graph=True),
         "refusals": _refusals(rank),
     }
 

@@ -121,6 +121,27 @@ def test_divergence_mid_epoch_is_caught_at_the_next_backward_on_every_rank(
 @pytest.mark.slow
 @pytest.mark.multiprocess
 @pytest.mark.timeout(180)
+def test_static_graph_trains_as_stock_ddp_and_divergence_is_caught(
+    ranks: list[dict[str, Any]],
+) -> None:
+    for rank, result in enumerate(ranks):
+        for plain, checked in (
+            ("static_plain", "static_checked"),
+            ("static_stock_plain", "static_stock_checked"),
+        ):
+            assert scenarios.same_grads(result[plain], result[checked]), f"rank {rank}: {checked}"
+            assert result[checked]["checks"] == scenarios.STEPS, f"rank {rank}: {checked}"
+        # The wrapped fp16 hook ran for every bucket, as without the check.
+        assert result["static_checked"]["user_calls"] == result["static_plain"]["user_calls"]
+        outcome = result["diverge_static"]
+        assert outcome["error"] == "DesyncError", f"rank {rank}: {outcome}"
+        assert outcome["failed_at_step"] == scenarios.DIVERGE_AT
+        assert "first divergence: slot 'slots.1', state.alpha:" in outcome["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(180)
 def test_a_user_hook_is_wrapped_and_still_checks(ranks: list[dict[str, Any]]) -> None:
     for rank, result in enumerate(ranks):
         plain, checked = result["fp16_plain"], result["fp16_checked"]
