@@ -47,14 +47,39 @@ def check_source(
 def parse_for_analysis(source: bytes) -> libcst.Module | None:
     """The tree of a module another file imports, or None when it can't be had (syntax error,
     nesting too deep): such a module contributes nothing to its importers' analysis."""
-    import libcst
-
     if _cpython_verdict(source)[0] is not None:
         return None
     try:
-        return libcst.parse_module(source)
+        return parse_unvalidated(source)
     except Exception:  # any parse failure: the importer is analysed without this module
         return None
+
+
+def parse_unvalidated(source: bytes) -> libcst.Module:
+    """``libcst.parse_module``, without the checks each node runs on itself when it is built.
+
+    Every libcst node's ``__post_init__`` runs its ``_validate()``: checks for trees built by
+    hand (a codemod's), which a tree the parser built from source passes by construction, as
+    libcst's own comment on ``CSTNode.__post_init__`` notes. They are 11 to 12 % of a parse
+    (docs/performance.md). Only the parse skips them: nodes built afterwards, and the fixes,
+    which parse on their own, are validated as usual. The tests compare the trees with libcst's
+    own parse on every fixture and on generated programs.
+    """
+    import libcst
+    from libcst._nodes.base import CSTNode
+
+    validate = CSTNode.__dict__.get("__post_init__")
+    if validate is None:  # another libcst: parse as it does
+        return libcst.parse_module(source)
+    CSTNode.__post_init__ = _built_by_the_parser  # type: ignore[method-assign,assignment]
+    try:
+        return libcst.parse_module(source)
+    finally:
+        CSTNode.__post_init__ = validate  # type: ignore[method-assign]
+
+
+def _built_by_the_parser(node: object) -> None:
+    return None
 
 
 def _check(
@@ -70,7 +95,7 @@ def _check(
         return [_file_level(path, "ESP901", TOO_DEEP)]
     blanked = _blanked(source, tree, config, project) if partial and tree is not None else None
     try:
-        module = libcst.parse_module(source if blanked is None else blanked)
+        module = parse_unvalidated(source if blanked is None else blanked)
     except libcst.ParserSyntaxError as error:
         if isinstance(verdict, SyntaxError) and verdict.lineno is not None:
             return [_syntax_error(path, verdict, error.message)]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import hypothesmith
+import libcst
 import pytest
-from analysis_helpers import diagnostics, found
+from analysis_helpers import assert_same_parse, diagnostics, found
 from hypothesis import HealthCheck, given, settings
 
 from esper_lint.analysis.symbols import symmetric_call_names
-from esper_lint.checker import check_source
+from esper_lint.checker import check_source, parse_unvalidated
 from esper_lint.config import Config
 from esper_lint.noqa import comment_of, suppressed_codes
 from esper_lint.prefilter import candidate_predicate
@@ -199,3 +201,25 @@ def test_python_warnings_about_the_checked_file_are_not_printed() -> None:
         warnings.simplefilter("always")
         assert check_source(source, "warns.py", Config()) == []
     assert [str(warning.message) for warning in caught] == []
+
+
+# --- the parse without node validation -------------------------------------------------------
+
+FIXTURE_SOURCES = sorted(
+    p for p in (Path(__file__).parent / "fixtures").rglob("*.py") if p.is_file()
+)
+
+
+@pytest.mark.parametrize("fixture", FIXTURE_SOURCES, ids=lambda path: path.name)
+def test_the_unvalidated_parse_builds_libcsts_own_tree(fixture: Path) -> None:
+    assert_same_parse(fixture.read_bytes())
+
+
+def test_validation_is_back_after_the_parse_whether_or_not_it_failed() -> None:
+    parse_unvalidated(b"x = 1\n")
+    with pytest.raises(libcst.CSTValidationError):
+        libcst.Name("")  # a node built by hand is still checked
+    with pytest.raises(libcst.ParserSyntaxError):
+        parse_unvalidated(b"def (:\n")
+    with pytest.raises(libcst.CSTValidationError):
+        libcst.Name("")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import hypothesmith
 import pytest
+from analysis_helpers import assert_same_parse
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -349,6 +350,24 @@ def test_from_grammar(source: str) -> None:
 @given(hypothesmith.from_node())
 def test_from_node(source: str) -> None:
     check_property(source)
+
+
+def check_unvalidated_parse(source: str) -> None:
+    assert_same_parse(source.encode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.slow
+@fuzz_settings(100)
+@given(hypothesmith.from_grammar())
+def test_the_unvalidated_parse_from_grammar(source: str) -> None:
+    check_unvalidated_parse(source)
+
+
+@pytest.mark.slow
+@fuzz_settings(20)
+@given(hypothesmith.from_node())
+def test_the_unvalidated_parse_from_node(source: str) -> None:
+    check_unvalidated_parse(source)
 
 
 @pytest.mark.slow
