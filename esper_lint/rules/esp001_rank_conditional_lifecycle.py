@@ -33,6 +33,7 @@ class RankConditionalLifecycleCall(Rule):
     example = """
         import torch.distributed as dist
 
+
         def end_of_epoch(slot, epoch):
             if dist.get_rank() == 0:
                 print(f"epoch {epoch} done")
@@ -40,6 +41,7 @@ class RankConditionalLifecycleCall(Rule):
         """
     use_instead = """
         import torch.distributed as dist
+
 
         def end_of_epoch(slot, epoch):
             if dist.get_rank() == 0:
@@ -75,6 +77,7 @@ class RankConditionalLifecycleCall(Rule):
         """
         from lightning.pytorch.utilities import rank_zero_only
 
+
         @rank_zero_only
         def finish(slot):
             slot.step_epoch()
@@ -83,6 +86,7 @@ class RankConditionalLifecycleCall(Rule):
         def tick_all(slots):
             for slot in slots:
                 slot.step_epoch()
+
 
         def train(rank, slots):
             if rank == 0:

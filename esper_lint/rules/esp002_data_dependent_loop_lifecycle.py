@@ -60,6 +60,7 @@ class DataDependentLoopLifecycleCall(Rule):
         """
         import time
 
+
         def run(slot, budget):
             start = time.time()
             while time.time() - start < budget:
@@ -101,6 +102,7 @@ class DataDependentLoopLifecycleCall(Rule):
         """,
         """
         import torch.distributed as dist
+
 
         def train(model, train_loader, loss_sum):
             for batch in train_loader:

@@ -28,6 +28,7 @@ class RankEarlyExitLifecycleCall(Rule):
     example = """
         import torch.distributed as dist
 
+
         def end_of_epoch(slot, metrics):
             if dist.get_rank() != 0:
                 return
@@ -36,6 +37,7 @@ class RankEarlyExitLifecycleCall(Rule):
         """
     use_instead = """
         import torch.distributed as dist
+
 
         def end_of_epoch(slot, metrics):
             slot.step_epoch()
@@ -61,6 +63,7 @@ class RankEarlyExitLifecycleCall(Rule):
         """,
         """
         import sys
+
 
         def main(args, slot):
             if args.local_rank not in (-1, 0):

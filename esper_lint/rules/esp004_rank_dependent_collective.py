@@ -61,6 +61,7 @@ class RankDependentCollective(Rule):
     example = """
         import torch.distributed as dist
 
+
         def save(model, path):
             if dist.get_rank() == 0:
                 dist.barrier()
@@ -68,6 +69,7 @@ class RankDependentCollective(Rule):
         """
     use_instead = """
         import torch.distributed as dist
+
 
         def save(model, path):
             if dist.get_rank() == 0:
@@ -103,6 +105,7 @@ class RankDependentCollective(Rule):
         """
         from torch.distributed import all_reduce as sum_all
 
+
         def sync(t, rank):
             rank == 0 and sum_all(t)
         """,
@@ -114,6 +117,7 @@ class RankDependentCollective(Rule):
         """
         import torch.distributed as dist
 
+
         def share(cfg, node_leaders, local_rank):
             leaders = dist.new_group(node_leaders)
             if dist.get_rank() in node_leaders and local_rank == 0:
@@ -121,6 +125,7 @@ class RankDependentCollective(Rule):
         """,
         """
         import torch.distributed as dist
+
 
         def build(stage_ranks, t):
             if dist.get_rank() not in stage_ranks:
@@ -131,6 +136,7 @@ class RankDependentCollective(Rule):
         """,
         """
         import torch.distributed as dist
+
 
         def save(state, shard_group):
             if dist.get_rank(group=shard_group) == 0:
@@ -143,6 +149,7 @@ class RankDependentCollective(Rule):
     good = (
         """
         import torch.distributed as dist
+
 
         def load(args):
             if args.local_rank not in [-1, 0]:
@@ -162,6 +169,7 @@ class RankDependentCollective(Rule):
         """
         import torch.distributed as dist
 
+
         def sync(t, rank):
             if rank == 0:
                 t.mul_(2)
@@ -172,12 +180,14 @@ class RankDependentCollective(Rule):
         """
         import torch.distributed as dist
 
+
         def sync_embeddings(grad, embd_group):
             if dist.get_rank() in dist.get_process_group_ranks(embd_group):
                 dist.all_reduce(grad, group=embd_group)
         """,
         """
         import torch.distributed as dist
+
 
         def build(stage_ranks, t):
             if dist.get_rank() not in stage_ranks:
@@ -188,6 +198,7 @@ class RankDependentCollective(Rule):
         """,
         """
         import torch.distributed as dist
+
 
         def share(t, src, group):
             if dist.get_rank() == src:

@@ -68,6 +68,7 @@ class RankLocalExit(Rule):
         import math
         import sys
 
+
         def train_one_epoch(model, loader, optimizer):
             for batch in loader:
                 loss = model(batch)
@@ -85,6 +86,7 @@ class RankLocalExit(Rule):
 
         import torch
         import torch.distributed as dist
+
 
         def train_one_epoch(model, loader, optimizer):
             for batch in loader:
@@ -118,6 +120,7 @@ class RankLocalExit(Rule):
         """
         import torch
 
+
         def train(model, loader, optimizer):
             for batch in loader:
                 losses = model(batch)
@@ -127,6 +130,7 @@ class RankLocalExit(Rule):
         """,
         """
         import time
+
 
         def fit(accelerator, model, loader, optimizer, budget):
             start = time.time()
@@ -141,6 +145,7 @@ class RankLocalExit(Rule):
         import sys
 
         from lightning.pytorch.utilities import rank_zero_only
+
 
         @rank_zero_only
         def on_finished(path):
@@ -160,6 +165,7 @@ class RankLocalExit(Rule):
     good = (
         """
         import math
+
 
         def train(accelerator, model, loader, optimizer):
             for batch in loader:
@@ -182,6 +188,7 @@ class RankLocalExit(Rule):
         """,
         """
         import time
+
 
         def fit(trainer, model, loader, start, budget):
             for batch in loader:

@@ -76,6 +76,7 @@ class RankDependentImplicitCollective(Rule):
         """
         import torch
 
+
         def save(accelerator, model, path):
             if accelerator.is_main_process:
                 state = accelerator.get_state_dict(model)
@@ -83,6 +84,7 @@ class RankDependentImplicitCollective(Rule):
         """,
         """
         import torch
+
 
         def save(accelerator, model, path):
             state = accelerator.get_state_dict(model)
@@ -122,6 +124,7 @@ class RankDependentImplicitCollective(Rule):
         """
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
+
         def save(model, optimizer, rank, path):
             if rank != 0:
                 return
@@ -130,6 +133,7 @@ class RankDependentImplicitCollective(Rule):
         """,
         """
         import torchmetrics
+
 
         class Evaluator:
             def __init__(self):
@@ -142,13 +146,11 @@ class RankDependentImplicitCollective(Rule):
     )
     good = (
         """
-        from accelerate.utils import DistributedType
+        from accelerate.utils import DistributedType as DT
+
 
         def save(accelerator, output_dir):
-            if (
-                accelerator.is_main_process
-                or accelerator.distributed_type == DistributedType.DEEPSPEED
-            ):
+            if accelerator.is_main_process or accelerator.distributed_type == DT.DEEPSPEED:
                 accelerator.save_state(output_dir)
         """,
         """
@@ -159,6 +161,7 @@ class RankDependentImplicitCollective(Rule):
         """,
         """
         from torch.nn.parallel import DistributedDataParallel as DDP
+
 
         def evaluate(model, batch, rank):
             ddp_model = DDP(model)

@@ -28,11 +28,13 @@ class UnusedNoqa(Rule):
     example = """
         import torch.distributed as dist
 
+
         def sync(t):
             dist.all_reduce(t)  # noqa: ESP004
         """
     use_instead = """
         import torch.distributed as dist
+
 
         def sync(t):
             dist.all_reduce(t)
