@@ -62,8 +62,9 @@ def parse_unvalidated(source: bytes) -> libcst.Module:
     hand (a codemod's), which a tree the parser built from source passes by construction, as
     libcst's own comment on ``CSTNode.__post_init__`` notes. They are 11 to 12 % of a parse
     (docs/performance.md). Only the parse skips them: nodes built afterwards, and the fixes,
-    which parse on their own, are validated as usual. The tests compare the trees with libcst's
-    own parse on every fixture and on generated programs.
+    which parse on their own, are validated as usual. (A thread building libcst nodes in the same
+    process during the parse would skip them too; esper-lint runs no such thread.) The tests
+    compare the trees with libcst's own parse on every fixture and on generated programs.
     """
     import libcst
     from libcst._nodes.base import CSTNode
