@@ -13,14 +13,16 @@ So the guard does three things:
   store every ``heartbeat`` seconds, and reads everyone else's. Nothing is written per step.
 - **The verdict.** The first rank that knows of a desync (a mismatch or timeout at a guarded
   sync, a peer that stopped heartbeating, exited or finished while others wait for it, or its
-  own main thread blocked in a backward for longer than the timeout while a peer is elsewhere)
+  own main thread blocked in a backward, or in ``ddp.join()`` for one step of the others, for
+  longer than the timeout while a peer is elsewhere)
   writes one verdict to the store with ``compare_set``: the first writer wins, and every rank
   raises that same text.
 - **Delivery.** A rank whose main thread runs Python gets the verdict as an exception at its next
   Python boundary (``PyThreadState_SetAsyncExc``). A rank blocked in a collective gets it when
-  the collective fails: ``torch.autograd.backward``, the guarded calls and the guard's own syncs
-  turn a distributed ``RuntimeError`` into the verdict. The raising rank's exit closes its
-  sockets, which releases gloo peers; under NCCL the watchdog aborts the process groups.
+  the collective fails: ``torch.autograd.backward``, ``ddp.join()``'s loop, the guarded calls
+  and the guard's own syncs turn a distributed ``RuntimeError`` into the verdict. The raising
+  rank's exit closes its sockets, which releases gloo peers; under NCCL the watchdog aborts the
+  process groups.
 """
 
 from __future__ import annotations
