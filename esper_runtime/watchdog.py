@@ -663,7 +663,6 @@ def unwatch_backward(guard: Any) -> None:
         _unwatch_join()
 
 
-_JOIN_DETAIL = "ddp.join(), waiting for the ranks still training"
 _original_join: tuple[Callable[..., Any], Callable[..., Any]] | None = None
 
 
@@ -689,7 +688,7 @@ def _watch_join() -> None:
     def __exit__(self: Join, kind: Any, value: Any, traceback: Any) -> Any:
         if kind is not None:  # the block raised: torch's __exit__ only lets it through
             return original_exit(self, kind, value, traceback)
-        with translating("join", _JOIN_DETAIL, user_location()):
+        with translating("join", join_detail(self), user_location()):
             return original_exit(self, kind, value, traceback)
 
     def _get_num_nonjoined_procs(self: Join) -> Any:
@@ -699,6 +698,16 @@ def _watch_join() -> None:
 
     Join.__exit__ = __exit__  # type: ignore[method-assign]
     Join._get_num_nonjoined_procs = _get_num_nonjoined_procs  # type: ignore[method-assign]
+
+
+def join_detail(join: Any) -> str:
+    """What a rank waiting in this ``Join`` is doing, as the status table says it."""
+    kinds = sorted({type(joinable).__name__ for joinable in getattr(join, "_joinables", ())})
+    if kinds == ["DistributedDataParallel"]:
+        context = "ddp.join()"
+    else:  # ZeroRedundancyOptimizer, accelerate's join_uneven_inputs with several, your own
+        context = f"join() of {', '.join(kinds) or 'its joinables'}"
+    return f"{context}, waiting for the ranks still training"
 
 
 def _unwatch_join() -> None:

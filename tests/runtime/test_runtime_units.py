@@ -570,6 +570,36 @@ def test_join_is_watched_while_a_guard_is_active_and_given_back_after(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
+def test_a_rank_waiting_in_join_is_described_by_what_it_joined(single_rank_group: None) -> None:
+    from torch.distributed.algorithms.join import Join, Joinable, JoinHook
+    from torch.nn.parallel import DistributedDataParallel
+
+    from esper_runtime.watchdog import join_detail
+
+    class StreamingMetric(Joinable):  # a joinable of one's own, like ZeRO's optimizer
+        def __init__(self) -> None:
+            super().__init__()
+
+        def join_hook(self, **kwargs: Any) -> JoinHook:
+            return JoinHook()
+
+        @property
+        def join_device(self) -> torch.device:
+            return torch.device("cpu")
+
+        @property
+        def join_process_group(self) -> Any:
+            return dist.group.WORLD
+
+    ddp = DistributedDataParallel(nn.Linear(2, 2))
+    waiting = ", waiting for the ranks still training"
+    assert join_detail(Join([ddp])) == "ddp.join()" + waiting
+    assert join_detail(Join([ddp, StreamingMetric()])) == (
+        "join() of DistributedDataParallel, StreamingMetric" + waiting
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file:// rendezvous path")
 def test_pending_ticks_are_synced_at_the_next_backward(single_rank_group: None) -> None:
     model = nn.Sequential(ReferenceSlot(10), ReferenceSlot(10))
     guard = _active_guard(list(model))
