@@ -198,6 +198,8 @@ class Watchdog:
         # A rank is presumed dead after this long without a heartbeat. Generous, so that a
         # healthy rank starved of CPU on a shared machine is never declared dead.
         self.stale_after = max(5.0, min(timeout, 30.0))
+        # Heartbeats missed for this long are worth naming in a verdict given for another reason.
+        self.silent_after = max(1.0, 4 * self.heartbeat)
         self._describe = describe
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -285,7 +287,7 @@ class Watchdog:
             return None
         status = peer.status
         silent = time.monotonic() - peer.changed_at
-        if status.get("state") not in GONE_STATES and silent > 2.0:
+        if status.get("state") not in GONE_STATES and silent > self.silent_after:
             status = {**status, "silent": silent}
         return _describe_state(status, float(status.get("age", 0.0)))
 
@@ -405,13 +407,45 @@ class Watchdog:
                 for rank, peer in sorted(self._peers.items())
                 if peer.status.get("state") != state
             ]
+            if others and self._falling_silent(others, now, blocked_for):
+                return None  # a peer is missing beats: wait (at most silent_after) to name it
             if others:
                 headline = (
                     f"rank {self.rank} has waited {now - activity.since:.1f} s in "
                     f"{_state_phrase(self._my_status())} while rank(s) {others} are elsewhere"
+                    + self._silence_note(others, now)
                 )
                 return self._verdict_text(headline), tuple(others)
         return None
+
+    def _falling_silent(self, ranks: Sequence[int], now: float, blocked_for: float) -> bool:
+        """Whether one of ``ranks`` has missed beats but not yet for ``silent_after``.
+
+        Deferring the timeout verdict until then costs at most ``silent_after`` and lets it name
+        a rank that was killed just as this one started waiting.
+        """
+        if blocked_for > self.timeout + self.silent_after:
+            return False
+        return any(
+            2 * self.heartbeat < now - self._peers[rank].changed_at <= self.silent_after
+            for rank in ranks
+        )
+
+    def _silence_note(self, ranks: Sequence[int], now: float) -> str:
+        """Which of ``ranks`` have missed heartbeats, for a verdict given before they look dead.
+
+        The timeout can end before the staleness window does (a rank killed just as its peers
+        entered the backward); the verdict then still says which rank fell silent.
+        """
+        silent = [
+            (rank, now - self._peers[rank].changed_at)
+            for rank in ranks
+            if now - self._peers[rank].changed_at > self.silent_after
+        ]
+        return "".join(
+            f"; rank {rank} stopped heartbeating {seconds:.1f} s ago (killed, crashed or frozen?)"
+            for rank, seconds in silent
+        )
 
     def _verdict_text(self, headline: str) -> str:
         return (
@@ -435,7 +469,7 @@ class Watchdog:
                 peer = self._peers[rank]
                 status, age = peer.status, float(peer.status.get("age", 0.0))
                 silent = now - peer.changed_at
-                if status.get("state") not in GONE_STATES and silent > 2.0:
+                if status.get("state") not in GONE_STATES and silent > self.silent_after:
                     status = {**status, "silent": silent}
             else:
                 rows.append((str(rank), "no status yet", "-"))

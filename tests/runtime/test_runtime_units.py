@@ -614,3 +614,69 @@ def test_pending_ticks_are_synced_at_the_next_backward(single_rank_group: None) 
     assert guard._syncs == 1  # nothing pending: a backward costs no collective
     guard.unwrap()
     assert not hasattr(torch.autograd.backward, "__wrapped__")  # restored with the last guard
+
+
+@pytest.mark.parametrize("peer_heartbeats", [False, True], ids=["silent-peer", "beating-peer"])
+def test_a_timeout_verdict_names_a_peer_that_fell_silent_before_it_looks_dead(
+    peer_heartbeats: bool,
+) -> None:
+    import json
+
+    from esper_runtime.watchdog import Watchdog, activity
+
+    store = dist.HashStore()
+    watchdog = Watchdog(
+        store, "t", rank=0, ranks=(0, 1), timeout=1.0, describe=lambda: {"sync": 1}, heartbeat=0.25
+    )
+
+    def peer_beats(beat: int) -> None:
+        status = {"sync": 1, "hb": beat, "state": "running", "where": "train.py:9", "age": 0.0}
+        store.set("t/status/1", json.dumps(status))
+        watchdog._read_peers()
+
+    peer_beats(0)
+    previous = activity.enter("backward", "", "train.py:12")
+    try:
+        # Blocked past the timeout, and (for the silent peer) past 4 missed heartbeats, but
+        # well inside the 5 s after which a silent peer counts as dead on its own.
+        for beat in range(1, 7):
+            time.sleep(0.25)
+            if peer_heartbeats:
+                peer_beats(beat)
+        found = watchdog._reason_for_verdict()
+    finally:
+        activity.restore(previous)
+    assert found is not None
+    reason, blamed = found
+    assert blamed == (1,)
+    assert "rank 0 has waited" in reason and "while rank(s) [1] are elsewhere" in reason
+    # The table agrees with the headline.
+    assert ("rank 1 stopped heartbeating" in reason) is not peer_heartbeats
+    assert ("stopped heartbeating 1." in reason.splitlines()[-1]) is not peer_heartbeats
+
+
+def test_a_timeout_verdict_waits_briefly_to_name_a_peer_that_just_fell_silent() -> None:
+    import json
+
+    from esper_runtime.watchdog import Watchdog, activity
+
+    store = dist.HashStore()
+    watchdog = Watchdog(
+        store, "t", rank=0, ranks=(0, 1), timeout=1.0, describe=lambda: {"sync": 1}, heartbeat=0.25
+    )
+    previous = activity.enter("backward", "", "train.py:12")
+    try:
+        for beat in range(6):  # the peer beats for 0.75 s, then is killed
+            if beat <= 3:
+                status = {"sync": 1, "hb": beat, "state": "running", "age": 0.0}
+                store.set("t/status/1", json.dumps(status))
+            watchdog._read_peers()
+            time.sleep(0.25)
+        # Past the timeout, but the peer has missed only 2-3 beats: no verdict yet.
+        assert watchdog._reason_for_verdict() is None
+        time.sleep(0.6)
+        found = watchdog._reason_for_verdict()
+    finally:
+        activity.restore(previous)
+    assert found is not None
+    assert "; rank 1 stopped heartbeating" in found[0]
