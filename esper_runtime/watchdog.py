@@ -285,11 +285,15 @@ class Watchdog:
         peer = self._peers.get(rank)
         if peer is None:
             return None
-        status = peer.status
-        silent = time.monotonic() - peer.changed_at
-        if status.get("state") not in GONE_STATES and silent > self.silent_after:
-            status = {**status, "silent": silent}
+        status = self._marked_if_silent(peer, time.monotonic())
         return _describe_state(status, float(status.get("age", 0.0)))
+
+    def _marked_if_silent(self, peer: _Peer, now: float) -> dict[str, Any]:
+        """The peer's status, with ``silent`` (seconds) once it has missed beats that long."""
+        silent = now - peer.changed_at
+        if peer.status.get("state") not in GONE_STATES and silent > self.silent_after:
+            return {**peer.status, "silent": silent}
+        return peer.status
 
     def read_verdict(self) -> str | None:
         try:
@@ -437,14 +441,12 @@ class Watchdog:
         The timeout can end before the staleness window does (a rank killed just as its peers
         entered the backward); the verdict then still says which rank fell silent.
         """
-        silent = [
-            (rank, now - self._peers[rank].changed_at)
-            for rank in ranks
-            if now - self._peers[rank].changed_at > self.silent_after
-        ]
+        marked = [(rank, self._marked_if_silent(self._peers[rank], now)) for rank in ranks]
         return "".join(
-            f"; rank {rank} stopped heartbeating {seconds:.1f} s ago (killed, crashed or frozen?)"
-            for rank, seconds in silent
+            f"; rank {rank} stopped heartbeating {status['silent']:.1f} s ago "
+            "(killed, crashed or frozen?)"
+            for rank, status in marked
+            if "silent" in status
         )
 
     def _verdict_text(self, headline: str) -> str:
@@ -467,10 +469,8 @@ class Watchdog:
                 status, age = self._my_status(), now - activity.since
             elif rank in self._peers:
                 peer = self._peers[rank]
-                status, age = peer.status, float(peer.status.get("age", 0.0))
-                silent = now - peer.changed_at
-                if status.get("state") not in GONE_STATES and silent > self.silent_after:
-                    status = {**status, "silent": silent}
+                status = self._marked_if_silent(peer, now)
+                age = float(peer.status.get("age", 0.0))
             else:
                 rows.append((str(rank), "no status yet", "-"))
                 continue
@@ -592,9 +592,11 @@ def _describe_state(status: dict[str, Any], age: float) -> str:
     if state == "left":
         return f"unwrapped its guard after sync #{sync} and runs on unguarded"
     if "silent" in status:
+        # What it was doing stays in the row: a rank starved of CPU may only look silent.
+        alive = {key: value for key, value in status.items() if key != "silent"}
         return (
             f"stopped heartbeating {status['silent']:.1f} s ago (killed, crashed or frozen); "
-            f"it was {_state_phrase(status)}"
+            f"it was {_describe_state(alive, age)}"
         )
     if state == "running":
         return f"running, not in a collective the guard knows (for {age:.1f} s)"
