@@ -110,7 +110,7 @@ def test_a_module_that_imports_only_what_offers_nothing_is_not_parsed(tmp_path: 
         ("import pkg.comm\ndef f():\n    pkg.comm.local()\n", True),  # `pkg` reaches comm
         ("from pkg import comm\ndef f():\n    comm.sync()\n", True),
         ("from pkg import comm as c\ndef f():\n    return c\n", True),  # the module object
-        ("from pkg.comm import *\ndef f():\n    pass\n", True),  # its names are ours
+        ("from pkg.comm import *\ndef f():\n    sync()\n", False),  # binds nothing followed
         ("from .comm import sync as s\ndef f():\n    s()\n", True),
         ("from . import comm\ndef f():\n    comm.local()\n", True),  # re-exports the module
         ("import pkg.comm\n", True),  # `from pkg.user import pkg` reaches pkg.comm.sync
@@ -273,6 +273,34 @@ def test_the_gate_gives_the_results_of_summarising_every_module(tmp_path: Path) 
     every = lint_paths([tmp_path], config, jobs=1, use_cache=False, prefilter=False)
     assert gated == every
     assert len(gated.diagnostics) == 4  # relay(), Helper.run_all(), self.run_all(), save()
+
+
+def test_a_star_import_offers_nothing_as_the_analysis_follows_nothing_through_it(
+    tmp_path: Path,
+) -> None:
+    """The analysis binds no name from ``from m import *``: a package ``__init__`` that
+    star-imports its submodules (all of transformers' ``models``) offers nothing, its summary is
+    not parsed, and a file calling through it is no candidate, with the results of summarising
+    and checking every module. The explicit import beside it is the control."""
+    from esper_lint.engine import lint_paths
+
+    files = {
+        "pkg/__init__.py": "from .comm import *\n",
+        "pkg/comm.py": COMM,
+        "star_user.py": "from pkg import *\ndef end(rank):\n    if rank == 0:\n        sync()\n",
+        "named_user.py": (
+            "from pkg.comm import sync\ndef end(rank):\n    if rank == 0:\n        sync()\n"
+        ),
+    }
+    project = project_of(tmp_path, files)
+    assert offered(project, "pkg") == set()
+    assert not project.could_contribute("pkg")
+    assert not project.imports_offering(files["star_user.py"].encode(), tmp_path / "star_user.py")
+    config = Config(root=tmp_path)
+    gated = lint_paths([tmp_path], config, jobs=1, use_cache=False)
+    every = lint_paths([tmp_path], config, jobs=1, use_cache=False, prefilter=False)
+    assert gated == every
+    assert [Path(d.path).name for d in gated.diagnostics] == ["named_user.py"]
 
 
 def test_a_warm_run_answers_a_file_decided_on_offers_from_the_cache(

@@ -15,11 +15,18 @@ do).
 - **Offering.** A unit offers when its text holds a word of the vocabulary, or it calls, uses as
   a decorator or as a base class a name that offers: a module-level name bound by an offering unit,
   or an imported name that resolves to an offering name of its module (``from m import f``,
-  ``import pkg.m`` then ``pkg.m.f()``, ``from m import *``). Those are the only ways the analysis
-  follows a call into another function (``scopes._helper_key``, ``_is_rank_zero_decorator``,
-  ``_class_ref``): a name passed as a value, or a class called to make an instance, gives it
-  nothing to follow. An import binds names module-wide, and re-exports what it reaches (a module
-  object offers when the module offers anything).
+  ``import pkg.m`` then ``pkg.m.f()``). Those are the only ways the analysis follows a call into
+  another function (``scopes._helper_key``, ``_is_rank_zero_decorator``, ``_class_ref``): a name
+  passed as a value, or a class called to make an instance, gives it nothing to follow. An import
+  binds names module-wide, and re-exports what it reaches (a module object offers when the module
+  offers anything).
+- **Star imports offer nothing.** The analysis binds no name from ``from m import *``
+  (``symbols.Imports.add_import_from`` and ``scopes._relative_import`` skip it), so a call
+  through one resolves to nothing in any module's walk, and neither a file nor a summary can
+  gain a symmetric call from it. (Counting them as reads of the whole module made the
+  candidacy of every package ``__init__`` that star-imports its submodules read all of their
+  summaries: a cold run of transformers computed 2,503 summaries, 898 without.) Should the
+  analysis learn to follow them, this room must count them again.
 - **Vocabularies.** One graph answers two questions: what a summary may hold (symmetric calls and
   rank sources: ``prefilter.contribution_words``) and what makes a candidate (symmetric calls:
   ``prefilter.symmetric_words``). A pair's word (``save`` with ``dist``) counts only where the
@@ -93,7 +100,6 @@ class Unit:
 @dataclass(frozen=True)
 class ModuleNames:
     units: tuple[Unit, ...]
-    stars: tuple[str, ...]  # modules imported with ``*``
     imports: frozenset[str]  # the project modules its references reach
     classes: frozenset[str] = frozenset()  # names bound only by class statements
     opaque: bool = False  # unreadable as text: offers everything
@@ -263,7 +269,6 @@ def _import_names(text: bytes) -> Iterator[tuple[str, str]]:
 @dataclass(frozen=True)
 class _Bindings:
     targets: dict[str, list[tuple[str, tuple[str, ...]]]]  # local name -> (module, attributes)
-    stars: list[str]
     # ``import a.b.c`` binds ``a``, through which an importer reaches ``a.b.c`` too
     submodules: dict[str, list[str]]
 
@@ -271,7 +276,6 @@ class _Bindings:
 def _bindings(code: bytes, module: str, is_package: bool) -> _Bindings:
     joined = code.replace(b"\\\r\n", b" ").replace(b"\\\n", b" ")
     targets: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    stars: list[str] = []
     submodules: dict[str, list[str]] = {}
     for match in _FROM_IMPORT.finditer(joined):
         tail = match.group("module").decode("ascii", errors="replace")
@@ -280,9 +284,7 @@ def _bindings(code: bytes, module: str, is_package: bool) -> _Bindings:
         if not base:
             continue
         for imported, bound in _import_names(match.group("names")):
-            if imported == "*":
-                stars.append(base)
-            else:
+            if imported != "*":  # binds no name the analysis follows (see the docstring)
                 targets.setdefault(bound, []).append((base, (imported,)))
     for match in _PLAIN_IMPORT.finditer(joined):
         for imported, bound in _import_names(match.group("names")):
@@ -293,7 +295,7 @@ def _bindings(code: bytes, module: str, is_package: bool) -> _Bindings:
                     submodules.setdefault(head, []).append(imported)
             else:
                 targets.setdefault(bound, []).append((imported, ()))
-    return _Bindings(targets, stars, submodules)
+    return _Bindings(targets, submodules)
 
 
 @dataclass(frozen=True)
@@ -407,8 +409,6 @@ class OfferGraph:
         reads: set[Read] = set()
         for chain, called in _calls(code):
             reads.update(r for r in self._reads(bindings, chain, called) if r[0][0] != name)
-        stars = (star for star in bindings.stars if self.index.module_file(star))
-        reads.update(((star, None), False) for star in stars)
         return reads
 
     def offering_modules(self, reads: Iterable[Read], kind: int) -> set[str]:
@@ -433,7 +433,7 @@ class OfferGraph:
         return closure
 
     def _quiet_reads_of(self, module: str, kind: int) -> tuple[str, ...]:
-        """The modules read by ``module``'s units that offer nothing, and its star imports."""
+        """The modules read by ``module``'s units that offer nothing."""
         known = self._quiet_reads[kind].get(module)
         if known is not None:
             return known
@@ -446,7 +446,6 @@ class OfferGraph:
             for unit in facts.units:
                 if not unit.binds <= offered:
                     reads.update(target[0] for target, _ in unit.external)
-            reads.update(facts.stars)
         found = self._quiet_reads[kind][module] = tuple(sorted(reads))
         return found
 
@@ -517,7 +516,7 @@ class OfferGraph:
         if path is None or source is None:
             return None
         if declares_foreign_codec(source) or b"\0" in source:
-            return ModuleNames((), (), frozenset(), opaque=True)
+            return ModuleNames((), frozenset(), opaque=True)
         code = code_only(source, keep_identifier_strings=True)
         bindings = _bindings(code, name, path.name == "__init__.py")
         lowered = code.lower()
@@ -559,10 +558,8 @@ class OfferGraph:
                     read = frozenset([(target, False)])
                     units.append(Unit(frozenset([bound]), no_words, frozenset(), read))
                     imports.add(target[0])
-        stars = tuple(m for m in bindings.stars if self.index.module_file(m) is not None)
-        imports.update(stars)
         imports.discard(name)
-        return ModuleNames(tuple(units), stars, frozenset(imports), classes)
+        return ModuleNames(tuple(units), frozenset(imports), classes)
 
     def _reads(self, bindings: _Bindings, chain: Chain, called: bool) -> Iterator[Read]:
         """What reading ``chain`` through the module's imports reaches; a called chain that
@@ -623,9 +620,5 @@ class OfferGraph:
                     or any(self._read_offers(read, kind) for read in unit.external)
                 ):
                     offered |= unit.binds
-                    changed = True
-            for star in facts.stars:
-                if not self.offered[kind].get(star, set()) <= offered:
-                    offered |= self.offered[kind][star]
                     changed = True
         return len(offered) > before
