@@ -122,7 +122,8 @@ def build_facts(
     """The facts of one module; with ``project``, calls into other project modules resolve
     through their summaries (``summaries``), without it the file is read alone. ``remember``
     keeps the walk as the module's summary; not for a partly blanked tree."""
-    walker = walk_module(module, config, project)
+    kept = project.project.kept_walk(module, config, project) if project is not None else None
+    walker = kept if kept is not None else walk_module(module, config, project)
     if project is not None and remember:
         project.project.remember(project.name, walker)
     return walker.facts()

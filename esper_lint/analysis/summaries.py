@@ -133,6 +133,12 @@ class Project:
         self._offering: set[str] = set()
         self.trees: dict[str, tuple[bytes, libcst.Module]] = {}
         self.tree_bytes = 0
+        # real path -> the walk a summary made of its kept tree, when the lint walk of the same
+        # tree would be the same walk: taken (once) by the check of that file
+        self.walks: dict[str, Walker] = {}
+        self._fresh: dict[str, tuple[str, Walker]] = {}  # name -> its latest outermost walk
+        self._settled = True  # nothing read so far in this computation is incomplete
+        self.checked: set[str] = set()  # real paths of the files whose check asked for a walk
 
     def context(self, path: Path) -> ModuleContext:
         name = self.index.module_name(path) or ""
@@ -152,6 +158,42 @@ class Project:
         self.trees[real_path] = (source, module)
         self.tree_bytes += len(source)
 
+    def kept_walk(
+        self, module: libcst.Module, config: Config, context: ModuleContext
+    ) -> Walker | None:
+        """The walk of this very tree that its summary made, if the lint walk would be the same.
+
+        Asked by the check of each file, which is made once: a walk is handed out once (facts
+        are drawn from it once), and none is kept for a file checked already."""
+        self.checked.add(context.real_path)
+        walker = self.walks.pop(context.real_path, None)
+        if walker is None or walker.module is not module:
+            return None
+        return walker if config == self.config and context == walker.project else None
+
+    def _walked(self, name: str, real_path: str, walker: Walker) -> None:
+        """A summary's walk of a kept tree, a candidate for the check of the same file: one made
+        from outside any other summary, as a lint walk is."""
+        if (
+            self.gated  # the reference run (no prefilter) walks every file for its check
+            and self.in_progress == [name]
+            and real_path not in self.checked
+            and self.trees.get(real_path, (b"", None))[1] is walker.module
+        ):
+            self._fresh[name] = (real_path, walker)
+
+    def _settle_walks(self) -> None:
+        """At the end of a computation asked for from outside any other: keep its walks for the
+        checks, if each read only summaries as final as a lint walk would read. Not when any
+        summary it read was left incomplete or provisional, or a cycle did not settle; nor the
+        walk of a module that read its own summary (none while it is being computed)."""
+        fresh, self._fresh = self._fresh, {}
+        if not self._settled:
+            return
+        for name, (real_path, walker) in fresh.items():
+            if name not in self.dependencies.get(name, ()):
+                self.walks[real_path] = walker
+
     def remember(self, name: str, walker: Walker) -> None:
         """The summary a lint walk yields, for the importers analysed after it."""
         if (
@@ -166,18 +208,30 @@ class Project:
     def summary(self, name: str) -> ModuleSummary | None:
         if name in self.summaries:
             return self.summaries[name]
+        if self.in_progress or self._solves:
+            return self._summary(name)
+        self._settled = True
+        try:
+            return self._summary(name)
+        finally:
+            self._settle_walks()
+
+    def _summary(self, name: str) -> ModuleSummary | None:
         if name in self.solving:
             return self.solving[name]
         if self._solves and self._join_solve(name):
             return None
         if name in self.provisional:
+            self._settled = False
             return self.provisional[name]
         if name in self.in_progress:
             # a cycle the import graph does not show: nothing yet to the modules it reaches
             self.incomplete.update(self.in_progress[self.in_progress.index(name) + 1 :])
+            self._settled = False
             return None
         if len(self.in_progress) >= MAX_SUMMARY_DEPTH:
             self.incomplete.update(self.in_progress)
+            self._settled = False
             return None
         path = self.index.module_file(name)
         if path is None:
@@ -204,9 +258,12 @@ class Project:
         changed_at: dict[str, int] = {}
         clock = passes = 0
         try:
-            while passes <= MAX_CYCLE_PASSES:
+            while True:
                 stale = self._stale(solve.members, walked_at, changed_at)
                 if not stale:
+                    break
+                if passes > MAX_CYCLE_PASSES:
+                    self._settled = False  # the latest walks read summaries that changed since
                     break
                 if all(module in walked_at for module in stale):
                     passes += 1
@@ -260,6 +317,7 @@ class Project:
         return summary
 
     def _summarise(self, name: str, path: Path) -> ModuleSummary | None:
+        self._fresh.pop(name, None)  # an earlier walk in a cycle being solved is out of date
         source = self.index.source(path)
         if source is None:
             return None
@@ -277,7 +335,10 @@ class Project:
             self.keep_tree(real_path, source, module)
         self.in_progress.append(name)
         try:
-            return summary_of(walk_module(module, self.config, self.context(path)))
+            walker = walk_module(module, self.config, self.context(path))
+            summary = summary_of(walker)
+            self._walked(name, real_path, walker)
+            return summary
         except (RecursionError, MemoryError, ValueError, TypeError, AttributeError):
             return None  # a module the analysis can't read contributes nothing to its importers
         finally:
